@@ -1,1 +1,5 @@
-"""hooks of the airflow-esml provider."""
+"""Hooks of the airflow-esml provider."""
+
+from __future__ import annotations
+
+DEFAULT_CONN_ID = "elasticsearch_default"

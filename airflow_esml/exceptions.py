@@ -1,0 +1,43 @@
+"""Exceptions raised by the airflow-esml provider."""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+
+class EsmlError(AirflowException):
+    """Base class of the provider's errors."""
+
+
+class InvalidParameterError(AirflowFailException, ValueError):
+    """A parameter has a value the provider refuses; raised before anything in the cluster changes.
+
+    A retry cannot fix bad input, so the task fails without retrying.
+    """
+
+
+class DeploymentNotFoundError(AirflowFailException, EsmlError):
+    """The deployment (or the model) does not exist, or the model is not deployed."""
+
+
+class DeploymentFailedError(AirflowFailException, EsmlError):
+    """The deployment reached a state from which the awaited allocations cannot start (failed, stopping)."""
+
+
+class AllocationsTimeoutError(EsmlError):
+    """The allocations were not started before the deadline."""
+
+
+class ElasticsearchRequestError(EsmlError):
+    """An Elasticsearch request failed with a terminal (non-retryable) error, or kept failing."""
+
+
+class TransientRequestError(ElasticsearchRequestError):
+    """An Elasticsearch request kept failing with transient errors (429, 502-504, resets) after every retry.
+
+    A wait treats it as "no news" and polls again; anything else raises it.
+    """
+
+
+class DeploymentStateError(EsmlError):
+    """The deployment is in a state in which Elasticsearch refuses the change (for example still starting)."""

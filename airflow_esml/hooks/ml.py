@@ -1,0 +1,227 @@
+"""ElasticsearchMLHook: Elasticsearch's trained-model deployment APIs, from an Airflow connection."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import Any, TypeVar, cast
+
+from airflow.sdk import BaseHook
+from elasticsearch import AsyncElasticsearch, Elasticsearch
+
+from airflow_esml.exceptions import DeploymentNotFoundError
+from airflow_esml.hooks import DEFAULT_CONN_ID
+from airflow_esml.hooks.connection import client_kwargs
+from airflow_esml.hooks.retry import RetryPolicy
+from airflow_esml.status import AdaptiveAllocations, DeploymentStatus, parse_deployment_status
+
+ClientT = TypeVar("ClientT", Elasticsearch, AsyncElasticsearch)
+
+
+def with_compat(client: ClientT) -> ClientT:
+    """Apply the Elasticsearch provider's ``[elasticsearch] es_compat_with`` setting to ``client``."""
+    try:
+        from airflow.providers.elasticsearch._compat import apply_compat_with
+    except ImportError:  # provider older than 6.5.4
+        return client
+    # it wraps transport.perform_request without awaiting, so it serves the async client as well
+    return cast("ClientT", apply_compat_with(client))  # type: ignore[arg-type]
+
+
+UNSET: Any = object()
+
+
+class ElasticsearchMLHook(BaseHook):
+    """Reads and changes Elasticsearch ML trained-model deployments.
+
+    Works with connections of the Elasticsearch provider's ``elasticsearch`` type (host, port, schema as
+    the scheme, login and password) and of this provider's ``elasticsearch_ml`` type. Extras:
+    ``api_key``, ``cloud_id``, ``ca_certs``, ``verify_certs`` (default true) and ``request_timeout``.
+    Transient failures (429, 502-504, resets, timeouts) are retried with exponential backoff.
+
+    :param elasticsearch_conn_id: the Airflow connection to use.
+    :param retry: how transient failures are retried.
+    """
+
+    conn_name_attr = "elasticsearch_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = "elasticsearch_ml"
+    hook_name = "Elasticsearch ML"
+
+    def __init__(
+        self, elasticsearch_conn_id: str = default_conn_name, retry: RetryPolicy | None = None
+    ) -> None:
+        super().__init__()
+        self.elasticsearch_conn_id = elasticsearch_conn_id
+        self.retry = retry or RetryPolicy()
+        self._async_client: AsyncElasticsearch | None = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": [],
+            "relabeling": {"schema": "Scheme (http or https)", "password": "Password"},
+            "placeholders": {
+                "host": "localhost or es1.example.com,es2.example.com",
+                "port": "9200",
+                "schema": "https",
+                "extra": '{"api_key": "...", "ca_certs": "/path/ca.crt", "verify_certs": true}',
+            },
+        }
+
+    # -- clients --------------------------------------------------------------------------------------
+
+    def _client_kwargs(self, conn: Any, extras: Mapping[str, Any]) -> dict[str, Any]:
+        kwargs = client_kwargs(conn, extras)
+        if not kwargs["verify_certs"]:
+            self.log.warning(
+                "Connection %r has verify_certs=false: TLS certificates are NOT verified",
+                self.elasticsearch_conn_id,
+            )
+        return kwargs
+
+    @cached_property
+    def client(self) -> Elasticsearch:
+        """A synchronous client, for tasks."""
+        conn = self.get_connection(self.elasticsearch_conn_id)
+        return with_compat(Elasticsearch(**self._client_kwargs(conn, conn.extra_dejson)))
+
+    async def aclient(self) -> AsyncElasticsearch:
+        """An asynchronous client, for triggers; the connection is looked up without blocking the loop."""
+        if self._async_client is None:
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
+
+            conn = await get_async_connection(self.elasticsearch_conn_id, hook=self)
+            extras = await get_async_extra_dejson(conn)
+            self._async_client = with_compat(AsyncElasticsearch(**self._client_kwargs(conn, extras)))
+        return self._async_client
+
+    def close(self) -> None:
+        if "client" in self.__dict__:
+            self.client.close()
+            del self.__dict__["client"]
+
+    async def aclose(self) -> None:
+        if self._async_client is not None:
+            await self._async_client.close()
+            self._async_client = None
+
+    # -- deployments ----------------------------------------------------------------------------------
+
+    def get_deployment(self, deployment_id: str) -> DeploymentStatus:
+        """The deployment's status from the trained-model stats API.
+
+        :raises DeploymentNotFoundError: no such model or deployment, or the model is not deployed.
+        """
+        response = self.retry.call(
+            f"stats of deployment {deployment_id!r}",
+            self.client.ml.get_trained_models_stats,
+            model_id=deployment_id,
+        )
+        return pick_deployment(deployment_id, response.body)
+
+    async def aget_deployment(self, deployment_id: str) -> DeploymentStatus:
+        """Asynchronous :meth:`get_deployment`."""
+        client = await self.aclient()
+        response = await self.retry.acall(
+            f"stats of deployment {deployment_id!r}",
+            client.ml.get_trained_models_stats,
+            model_id=deployment_id,
+        )
+        return pick_deployment(deployment_id, response.body)
+
+    async def aget_deployments(
+        self, deployment_ids: Sequence[str]
+    ) -> dict[str, DeploymentStatus | Exception]:
+        """The status of several deployments with one stats request; each missing one maps to its error."""
+        client = await self.aclient()
+        ids = sorted(set(deployment_ids))
+        try:
+            response = await self.retry.acall(
+                "stats of deployments", client.ml.get_trained_models_stats, model_id=",".join(ids)
+            )
+        except DeploymentNotFoundError:
+            if len(ids) == 1:
+                raise
+            # an explicit id that does not exist fails the whole request: ask one by one
+            results: dict[str, DeploymentStatus | Exception] = {}
+            for deployment_id in ids:
+                try:
+                    results[deployment_id] = await self.aget_deployment(deployment_id)
+                except DeploymentNotFoundError as exc:
+                    results[deployment_id] = exc
+            return results
+        body = response.body
+        found: dict[str, DeploymentStatus | Exception] = {}
+        for deployment_id in ids:
+            try:
+                found[deployment_id] = pick_deployment(deployment_id, body)
+            except DeploymentNotFoundError as exc:
+                found[deployment_id] = exc
+        return found
+
+    def update_deployment(
+        self,
+        deployment_id: str,
+        *,
+        number_of_allocations: int | None = None,
+        adaptive_allocations: AdaptiveAllocations | Mapping[str, Any] | None = UNSET,
+    ) -> dict[str, Any]:
+        """Change the deployment's allocations; returns Elasticsearch's ``assignment``.
+
+        :param number_of_allocations: the new total number of allocations.
+        :param adaptive_allocations: new adaptive-allocations settings; None removes them.
+        """
+        body: dict[str, Any] = {}
+        if number_of_allocations is not None:
+            body["number_of_allocations"] = number_of_allocations
+        if isinstance(adaptive_allocations, AdaptiveAllocations):
+            adaptive_allocations = adaptive_allocations.to_dict()
+        if adaptive_allocations is not UNSET:
+            body["adaptive_allocations"] = adaptive_allocations
+        response = self.retry.call(
+            f"update of deployment {deployment_id!r}",
+            self.client.ml.update_trained_model_deployment,
+            model_id=deployment_id,
+            body=body,
+        )
+        return dict(response.body.get("assignment", {}))
+
+    def infer(
+        self, deployment_id: str, docs: Sequence[Mapping[str, Any]], *, timeout: str = "60s"
+    ) -> list[Any]:
+        """Run the deployment's model on ``docs``; one result per doc, in order."""
+        response = self.retry.call(
+            f"inference on deployment {deployment_id!r}",
+            self.client.ml.infer_trained_model,
+            model_id=deployment_id,
+            docs=list(docs),
+            timeout=timeout,
+        )
+        return list(response.body["inference_results"])
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Connect and read the cluster's version (used by the Airflow UI's connection test)."""
+        try:
+            info = self.retry.call("cluster info", self.client.info).body
+        except Exception as exc:
+            return False, str(exc)
+        return (
+            True,
+            f"Connected to Elasticsearch {info['version']['number']} ({info.get('cluster_name', '')})",
+        )
+
+
+def pick_deployment(deployment_id: str, body: Mapping[str, Any]) -> DeploymentStatus:
+    """The status of ``deployment_id`` from a stats response (which may list several deployments)."""
+    entries = body.get("trained_model_stats", [])
+    for entry in entries:
+        stats = entry.get("deployment_stats")
+        if stats and stats.get("deployment_id", stats.get("model_id")) == deployment_id:
+            return parse_deployment_status(entry)
+    if any(e.get("model_id") == deployment_id for e in entries):
+        raise DeploymentNotFoundError(f"{deployment_id}: the model exists but has no deployment with that id")
+    raise DeploymentNotFoundError(f"{deployment_id}: no such deployment")

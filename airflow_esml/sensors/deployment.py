@@ -1,0 +1,122 @@
+"""AllocationsStartedSensor: wait until a deployment's allocations are started."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+
+from airflow_esml.exceptions import DeploymentFailedError
+from airflow_esml.hooks import DEFAULT_CONN_ID
+from airflow_esml.plan import positive_int
+from airflow_esml.readiness import WaitWindow, verdict_from_event
+from airflow_esml.waiting import check_now, make_trigger, outcome
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_esml.hooks.ml import ElasticsearchMLHook
+
+
+class AllocationsStartedSensor(BaseSensorOperator):
+    """Wait until at least ``min_allocations`` allocations of a deployment are started.
+
+    Fails at once, not at the timeout, when the deployment does not exist, is stopping or has failed; the
+    error names each failed node with its reason. Each poll logs a line such as
+    ``my-e5: 2/3 allocations started (node-a started x2, node-b starting), 41s of 600s``. ``timeout`` and
+    ``soft_fail`` mean the same in poke, reschedule and deferrable modes. The XCom result is the last status.
+
+    :param deployment_id: the deployment to watch. (templated)
+    :param min_allocations: started allocations needed; default the deployment's whole target
+        (``fully_allocated``). (templated)
+    :param elasticsearch_conn_id: the Airflow connection to the cluster. (templated)
+    :param deferrable: wait in the triggerer instead of a worker slot; defaults to
+        ``[operators] default_deferrable``.
+    """
+
+    template_fields: Sequence[str] = ("deployment_id", "min_allocations", "elasticsearch_conn_id")
+    ui_color = "#d6f0fa"
+
+    def __init__(
+        self,
+        *,
+        deployment_id: str,
+        min_allocations: int | str | None = None,
+        elasticsearch_conn_id: str = DEFAULT_CONN_ID,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poke_interval: float = 5.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        self.deployment_id = deployment_id
+        self.min_allocations = min_allocations
+        self.elasticsearch_conn_id = elasticsearch_conn_id
+        self.deferrable = deferrable
+        self._window: WaitWindow | None = None
+
+    @cached_property
+    def hook(self) -> ElasticsearchMLHook:
+        from airflow_esml.hooks.ml import ElasticsearchMLHook
+
+        return ElasticsearchMLHook(self.elasticsearch_conn_id)
+
+    @property
+    def _needed(self) -> int | None:
+        if self.min_allocations in (None, "", "None"):
+            return None
+        return positive_int("min_allocations", self.min_allocations)
+
+    def execute(self, context: Context) -> Any:
+        self._needed  # validate after templating, before the first request  # noqa: B018
+        if not self.deferrable:
+            return super().execute(context)
+        self._window = WaitWindow.starting_now(self.timeout)
+        try:
+            first = self.poke(context)
+        except DeploymentFailedError as exc:  # as the base class does in poke mode
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
+            raise
+        if first.is_done:
+            return first.xcom_value
+        self.defer(
+            trigger=make_trigger(
+                deployment_id=self.deployment_id,
+                elasticsearch_conn_id=self.elasticsearch_conn_id,
+                min_allocations=self._needed,
+                window=self._window,
+                poll_interval=self.poke_interval,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout + 60),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        window = self._window or self._start_window(context)
+        verdict = check_now(self.hook, self.deployment_id, self._needed, window)
+        self.log.info("%s", verdict.message)
+        if verdict.outcome == "failed":
+            raise DeploymentFailedError(verdict.message)
+        done = verdict.outcome == "success"
+        return PokeReturnValue(done, verdict.status.to_dict() if done and verdict.status else None)
+
+    def _start_window(self, context: Context) -> WaitWindow:
+        start = time.time()
+        if self.reschedule:  # the wait began at the first reschedule, in an earlier process
+            first = context["ti"].get_first_reschedule_date(context)
+            start = first.timestamp() if first else start
+        self._window = WaitWindow(start, start + self.timeout)
+        return self._window
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """Resume after the trigger's event (soft_fail is applied by the base class)."""
+        verdict = verdict_from_event(event)
+        self.log.info("%s", verdict.message)
+        return outcome(verdict, AirflowSensorTimeout)
