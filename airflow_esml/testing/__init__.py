@@ -1,4 +1,66 @@
 """A simulator of the Elasticsearch ML trained-model deployment APIs, for tests, demos and local DAG runs.
 
-Never imported by the provider's runtime modules.
+Never imported by the provider's runtime modules. Names are imported lazily, so that
+``python -m airflow_esml.testing.simulator`` does not import the module twice.
+
+Usage::
+
+    from airflow_esml.testing import Simulator
+
+    with Simulator(ml_nodes={"ml-node-1": 4}, models=["my-e5"]) as sim:
+        es = sim.client()
+        es.ml.start_trained_model_deployment(model_id="my-e5", wait_for="started")
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_esml.testing.cluster import Cluster
+    from airflow_esml.testing.documents import DocumentStore
+    from airflow_esml.testing.faults import Fault, FaultInjector
+    from airflow_esml.testing.protocol import AuditEvent, AuditLog, EsError, EsVersion, SimRequest, SimResponse
+    from airflow_esml.testing.simulator import Simulator
+
+__all__ = [
+    "AuditEvent",
+    "AuditLog",
+    "Cluster",
+    "DocumentStore",
+    "EsError",
+    "EsVersion",
+    "Fault",
+    "FaultInjector",
+    "SimRequest",
+    "SimResponse",
+    "Simulator",
+]
+
+_MODULES = {
+    "AuditEvent": "protocol",
+    "AuditLog": "protocol",
+    "EsError": "protocol",
+    "EsVersion": "protocol",
+    "SimRequest": "protocol",
+    "SimResponse": "protocol",
+    "Cluster": "cluster",
+    "DocumentStore": "documents",
+    "Fault": "faults",
+    "FaultInjector": "faults",
+    "Simulator": "simulator",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,144 @@
+"""The HTTP layer through the real elasticsearch client: product header, compat media types, routing errors."""
+
+from __future__ import annotations
+
+import http.client
+import json
+
+import elasticsearch
+import pytest
+
+from airflow_esml.testing import Simulator
+from airflow_esml.testing.server import Router, endpoint_name
+from tests.testing.conftest import EsTarget
+
+
+def _raw(sim: Simulator, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None):
+    host, port = sim.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def test_info_has_product_header_and_version(es_target: EsTarget) -> None:
+    with es_target.client() as es:
+        resp = es.info()
+    assert resp.meta.headers["X-Elastic-Product"] == "Elasticsearch"
+    assert resp["tagline"] == "You Know, for Search"
+    assert resp["version"]["build_flavor"] == "default"
+    if not es_target.is_real:
+        assert resp["version"]["number"] == "9.5.1"
+
+
+def test_compat_content_type_is_echoed(simulator: Simulator) -> None:
+    with simulator.client() as es:
+        resp = es.info()
+    assert resp.meta.headers["Content-Type"] == "application/vnd.elasticsearch+json;compatible-with=9"
+    status, headers, _ = _raw(simulator, "GET", "/")
+    assert status == 200
+    assert headers["Content-Type"] == "application/json"
+    assert headers["X-Elastic-Product"] == "Elasticsearch"
+
+
+def test_8x_server_refuses_compatible_with_9() -> None:
+    with Simulator(es_version="8.19.3") as sim, sim.client() as es:
+        with pytest.raises(elasticsearch.BadRequestError) as info:
+            es.info()
+        err = info.value
+        assert err.status_code == 400
+        assert err.message == "media_type_header_exception"
+        assert err.body["error"]["reason"] == "Invalid media-type value on headers [Accept, Content-Type]"
+        assert err.body["error"]["caused_by"]["reason"].startswith(
+            "Accept version must be either version 8 or 7, but found 9. Accept=application/vnd.elasticsearch+json"
+        )
+        # an 8.x client (compatible-with=8) is fine
+        status, headers, body = _raw(
+            sim, "GET", "/", {"Accept": "application/vnd.elasticsearch+json; compatible-with=8"}
+        )
+        assert status == 200
+        assert json.loads(body)["version"]["number"] == "8.19.3"
+        assert headers["Content-Type"] == "application/vnd.elasticsearch+json;compatible-with=8"
+
+
+def test_9x_server_accepts_8_and_refuses_7(simulator: Simulator) -> None:
+    accept8 = {"Accept": "application/vnd.elasticsearch+json; compatible-with=8"}
+    assert _raw(simulator, "GET", "/", accept8)[0] == 200
+    accept7 = {"Accept": "application/vnd.elasticsearch+json; compatible-with=7"}
+    status, _, body = _raw(simulator, "GET", "/", accept7)
+    assert status == 400
+    assert "must be either version 9 or 8, but found 7" in json.loads(body)["error"]["caused_by"]["reason"]
+
+
+def test_unknown_uri_and_wrong_method(simulator: Simulator) -> None:
+    with simulator.client() as es:
+        with pytest.raises(elasticsearch.BadRequestError) as info:
+            es.perform_request("GET", "/_nope/a/b/c")
+        assert info.value.body == {"error": "no handler found for uri [/_nope/a/b/c] and method [GET]"}
+    status, headers, body = _raw(simulator, "POST", "/")
+    assert status == 405
+    assert headers["Allow"] == "GET,HEAD"
+    assert json.loads(body)["error"] == "Incorrect HTTP method for uri [/] and method [POST], allowed: ['GET', 'HEAD']"
+
+
+def test_router_prefers_literal_segments() -> None:
+    router = Router()
+    router.add("GET", "/{index}/_doc/{id}", lambda r: None, name="param")  # type: ignore[arg-type,return-value]
+    router.add("GET", "/_ml/_doc/{id}", lambda r: None, name="literal")  # type: ignore[arg-type,return-value]
+    route, params = router.match("GET", "/_ml/_doc/a%2Fb", "/_ml/_doc/a%2Fb")
+    assert route.name == "literal"
+    assert params == {"id": "a/b"}
+    assert router.match("GET", "/x/_doc/1", "/x/_doc/1")[1] == {"index": "x", "id": "1"}
+
+
+def test_endpoint_names() -> None:
+    assert endpoint_name("POST", "/_ml/trained_models/{model_id}/deployment/_start") == "start"
+    assert endpoint_name("POST", "/_ml/trained_models/{model_id}/deployment/_update") == "update"
+    assert endpoint_name("GET", "/_ml/trained_models/{model_id}/_stats") == "stats"
+    assert endpoint_name("GET", "/_ml/trained_models/{model_id}") == "models"
+    assert endpoint_name("GET", "/") == "info"
+
+
+def test_unhandled_exception_is_500_without_traceback(simulator: Simulator) -> None:
+    def boom(request):  # type: ignore[no-untyped-def]
+        raise RuntimeError("secret internals")
+
+    server = simulator._server
+    assert server is not None
+    server.app.router.add("GET", "/_boom", boom)
+    status, headers, body = _raw(simulator, "GET", "/_boom")
+    assert status == 500
+    assert headers["X-Elastic-Product"] == "Elasticsearch"
+    payload = json.loads(body)
+    assert payload["status"] == 500
+    assert payload["error"]["root_cause"][0]["type"] == "exception"
+    assert b"secret internals" not in body and b"Traceback" not in body
+
+
+def test_requests_are_audited(simulator: Simulator) -> None:
+    with simulator.client() as es:
+        es.info()
+    events = simulator.audit.events("request", endpoint="info")
+    assert len(events) == 1
+    data = events[0].data
+    assert (data["method"], data["path"], data["status"]) == ("GET", "/", 200)
+    assert data["duration"] >= 0
+    assert "authorization" not in json.dumps(dict(data)).lower()
+
+
+async def test_async_client_info(es_target: EsTarget) -> None:
+    async with es_target.async_client() as es:
+        resp = await es.info()
+    assert resp.meta.headers["X-Elastic-Product"] == "Elasticsearch"
+    assert resp["tagline"] == "You Know, for Search"
+
+
+def test_stop_joins_every_thread(no_stray_threads: None) -> None:
+    sim = Simulator(load_seconds=0.01).start()
+    es = sim.client()
+    es.info()  # leaves an idle keep-alive connection in the client's pool
+    sim.stop()
+    es.close()
