@@ -176,7 +176,9 @@ class Simulator:
         self._server = server
         port = server.server_address[1]
         self.url = f"{'https' if self.tls else 'http'}://{self._host}:{port}"
-        self._thread = threading.Thread(target=server.serve_forever, name=f"esml-sim-{port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"esml-sim-{port}", daemon=True
+        )
         self._thread.start()
         log.info("simulator listening on %s", self.url)
         return self

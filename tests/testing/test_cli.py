@@ -1,0 +1,110 @@
+"""The command line: ``python -m airflow_esml.testing.simulator``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from airflow_esml.testing.__main__ import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def running(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "airflow_esml.testing.simulator", "--port", "0", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("listening on "), (line, proc.stderr.read() if proc.poll() is not None else "")
+        yield proc, line.removeprefix("listening on ").strip()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _get(url: str) -> dict:  # type: ignore[type-arg]
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        assert resp.headers["X-Elastic-Product"] == "Elasticsearch"
+        return json.loads(resp.read())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_cli_serves_until_signal(sig: signal.Signals) -> None:
+    with running(
+        "--ml-node", "n1:2", "--model", "m1", "--load-seconds", "0.01", "--es-version", "9.1.0", "--seed", "3"
+    ) as (
+        proc,
+        url,
+    ):
+        assert url.startswith("http://127.0.0.1:")
+        assert _get(url + "/")["version"]["number"] == "9.1.0"
+        proc.send_signal(sig)
+        assert proc.wait(timeout=15) == 0
+        assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
+
+
+def test_cli_audit_over_http() -> None:
+    with running() as (proc, url):
+        _get(url + "/")
+        events = _get(url + "/_sim/audit?kind=request")["events"]
+        assert [e["data"]["endpoint"] for e in events][:1] == ["info"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+
+
+def test_cli_rejects_bad_node_flag() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_esml.testing.simulator", "--ml-node", "nocolon"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "NAME:PROCESSORS" in result.stderr
+
+
+def test_help_lists_every_flag() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_esml.testing.simulator", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0
+    flags = [
+        "--port",
+        "--host",
+        "--ml-node",
+        "--model",
+        "--load-seconds",
+        "--autoscale",
+        "--api-key",
+        "--tls-dir",
+        "--seed",
+        "--es-version",
+        "--deploy",
+        "--infer-seconds-per-doc",
+    ]
+    for flag in flags:
+        assert flag in result.stdout
+    documented = {a.option_strings[-1] for a in build_parser()._actions if a.option_strings}
+    assert set(flags) <= documented
+    assert all(a.help for a in build_parser()._actions)
