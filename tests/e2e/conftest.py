@@ -1,0 +1,100 @@
+"""Fixtures of the end-to-end tests: the simulator, then a multi-process Airflow pointed at it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e._airflow import AirflowStack, StackConfig
+from tests.e2e._api import AirflowApi
+from tests.e2e._database import DATABASE_URL_ENV, provision
+from tests.e2e._procs import ProcessSet
+from tests.e2e._simulator import RunningSimulator, simulator_available, start_simulator
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_DAGS = REPO / "example_dags"
+E2E_DAGS = Path(__file__).resolve().parent / "dags"
+
+#: Seconds an allocation takes to load in the simulator: the window in which sensors are deferred.
+LOAD_SECONDS = float(os.environ.get("ESML_E2E_LOAD_SECONDS", "8"))
+#: The simulator's cluster: two ML nodes, the models the example DAGs and the e2e DAGs use.
+SIMULATOR_ARGS = [
+    "--ml-node", "ml-node-1:8",
+    "--ml-node", "ml-node-2:8",
+    "--model", "my-e5",
+    "--deploy", "my-e5:1",
+    "--model", "e2e-model",
+    "--deploy", "e2e-model:1",
+    "--load-seconds", str(LOAD_SECONDS),
+    "--seed", "5",
+]  # fmt: skip
+
+
+def example_dag_files() -> list[Path]:
+    return sorted(p for p in EXAMPLE_DAGS.glob("*.py") if not p.name.startswith("_"))
+
+
+@pytest.fixture(scope="package")
+def e2e_processes() -> Iterator[ProcessSet]:
+    """Every process the e2e tests start; all stopped at the end, also after a failure."""
+    processes = ProcessSet()
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+@pytest.fixture(scope="package")
+def e2e_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("airflow-e2e")
+
+
+@pytest.fixture(scope="package")
+def simulator(e2e_processes: ProcessSet, e2e_home: Path) -> RunningSimulator:
+    if not simulator_available():
+        pytest.skip("airflow_esml.testing.simulator is not available")
+    return start_simulator(e2e_processes, e2e_home, SIMULATOR_ARGS)
+
+
+@pytest.fixture(scope="package")
+def airflow_stack(e2e_home: Path, simulator: RunningSimulator) -> Iterator[AirflowStack]:
+    """Airflow's api-server, scheduler, dag-processor and triggerer, with the simulator as connection."""
+    home = e2e_home / "airflow-home"
+    home.mkdir()
+    with provision(e2e_home) as database:
+        if os.environ.get(DATABASE_URL_ENV) and os.environ.get("CI") and database.backend != "postgresql":
+            pytest.fail(f"{DATABASE_URL_ENV} is set in CI but PostgreSQL is unreachable")
+        config = StackConfig(
+            home=home,
+            database=database,
+            dag_folders={"example-dags": EXAMPLE_DAGS, "e2e-dags": E2E_DAGS},
+            extra_env={
+                "AIRFLOW_CONN_ELASTICSEARCH_DEFAULT": simulator.connection_json(),
+                "AIRFLOW_CONN_ESML_NO_VERIFY": simulator.connection_json(verify_certs=False, ca_certs=None),
+                "ESML_E2E_PROBE_WAIT": "25",
+            },
+        )
+        stack = AirflowStack(config)
+        try:
+            stack.start()
+            yield stack
+        except BaseException:
+            for process in stack.processes.processes:
+                print(f"----- {process.name} ({process.log_path}) -----\n{process.tail(60)}")
+            raise
+        finally:
+            stack.stop()
+
+
+@pytest.fixture(scope="package")
+def api(airflow_stack: AirflowStack) -> Iterator[AirflowApi]:
+    from tests.e2e._airflow import ADMIN_USER
+
+    client = AirflowApi(airflow_stack.base_url, ADMIN_USER, airflow_stack.admin_password)
+    try:
+        yield client
+    finally:
+        client.close()
