@@ -47,13 +47,12 @@ class ElasticsearchMLHook(BaseHook):
     default_conn_name = DEFAULT_CONN_ID
     conn_type = "elasticsearch_ml"
     hook_name = "Elasticsearch ML"
+    default_retry = RetryPolicy()
 
-    def __init__(
-        self, elasticsearch_conn_id: str = default_conn_name, retry: RetryPolicy | None = None
-    ) -> None:
+    def __init__(self, elasticsearch_conn_id: str = default_conn_name, retry: RetryPolicy | None = None) -> None:
         super().__init__()
         self.elasticsearch_conn_id = elasticsearch_conn_id
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or self.default_retry
         self._async_client: AsyncElasticsearch | None = None
 
     @classmethod

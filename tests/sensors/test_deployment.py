@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+
+from airflow_esml.exceptions import DeploymentFailedError, InvalidParameterError
+from airflow_esml.sensors.deployment import AllocationsStartedSensor
+from tests.helpers import run_trigger
+
+
+def sensor(**kwargs) -> AllocationsStartedSensor:
+    kwargs.setdefault("poke_interval", 0.1)
+    kwargs.setdefault("timeout", 20)
+    return AllocationsStartedSensor(task_id="wait", deployment_id=kwargs.pop("deployment_id", "my-e5"), **kwargs)
+
+
+def test_poke_mode_waits_for_the_whole_target(sim, caplog):
+    sim.cluster.update_deployment("my-e5", number_of_allocations=3)
+    result = sensor().execute({})
+    assert result["started_allocations"] >= 3 and result["target_allocations"] == 3
+    assert "my-e5: 1/3 allocations started (ml-node-1 started x1" in caplog.text
+    assert "s of 20s" in caplog.text
+
+
+def test_min_allocations_is_enough(sim):
+    sim.cluster.update_deployment("my-e5", number_of_allocations=3)
+    assert sensor(min_allocations="1").execute({})["target_allocations"] == 3
+
+
+def test_fails_at_once_when_the_deployment_failed(sim):
+    sim.cluster.update_deployment("my-e5", number_of_allocations=2)
+    sim.fail_node("ml-node-1", reason="out of memory loading model")
+    sim.fail_node("ml-node-2", reason="disk full")
+    with pytest.raises(DeploymentFailedError) as excinfo:
+        sensor(timeout=60).execute({})
+    assert "ml-node-1: out of memory loading model" in str(excinfo.value)
+    assert "ml-node-2: disk full" in str(excinfo.value)
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_missing_deployment_fails_at_once(sim, deferrable):
+    with pytest.raises(DeploymentFailedError, match="no-such"):
+        sensor(deployment_id="no-such", deferrable=deferrable).execute({})
+
+
+def test_bad_min_allocations_is_refused_before_any_request(sim):
+    with pytest.raises(InvalidParameterError, match="min_allocations must be a positive integer, got 'x'"):
+        sensor(min_allocations="x").execute({})
+
+
+def test_deferrable_success(sim):
+    sim.cluster.update_deployment("my-e5", number_of_allocations=3)
+    waiting = sensor(deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        waiting.execute({})
+    event = run_trigger(deferred.value.trigger)
+    assert event["status"] == "success"
+    assert waiting.execute_complete({}, event)["started_allocations"] >= 3
+
+
+@pytest.mark.parametrize("soft_fail", [False, True])
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_timeout_and_soft_fail_mean_the_same_in_every_mode(sim, deferrable, soft_fail):
+    sim.set_load_seconds(30)
+    sim.cluster.update_deployment("my-e5", number_of_allocations=4)
+    waiting = sensor(deferrable=deferrable, soft_fail=soft_fail, timeout=0.5)
+    expected = AirflowSkipException if soft_fail else AirflowSensorTimeout
+    with pytest.raises(expected):
+        if not deferrable:
+            waiting.execute({})
+        else:
+            with pytest.raises(TaskDeferred) as deferred:
+                waiting.execute({})
+            event = run_trigger(deferred.value.trigger)
+            assert event["status"] == "timeout" and "1/4 allocations" in event["message"]
+            waiting.resume_execution("execute_complete", {"event": event}, {})
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_soft_fail_skips_a_failed_deployment_in_every_mode(sim, deferrable):
+    with pytest.raises(AirflowSkipException):
+        sensor(deployment_id="no-such", deferrable=deferrable, soft_fail=True).execute({})
