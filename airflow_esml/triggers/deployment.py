@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_esml.exceptions import EsmlError, TransientRequestError
-from airflow_esml.readiness import Verdict, WaitWindow, assess
+from airflow_esml.readiness import Verdict, WaitWindow
 
 
 class AllocationsStartedTrigger(BaseTrigger):
-    """Polls a deployment's stats until ``min_allocations`` allocations are started.
+    """Watches a deployment's stats until ``min_allocations`` allocations are started.
+
+    All such triggers of one triggerer that use the same connection share one stats poller
+    (:mod:`airflow_esml.triggers.poller`): the cluster sees one stats request per interval whatever the
+    number of waiting triggers, and each trigger learns of readiness within about one interval.
 
     Yields exactly one event, ``{"status": "success" | "failed" | "timeout", "message": ...,
     "deployment": <last status seen>}``, and never raises: errors become ``failed`` events.
@@ -27,7 +29,8 @@ class AllocationsStartedTrigger(BaseTrigger):
     :param min_allocations: started allocations needed; None means the deployment's whole target.
     :param started_at: when the wait began (epoch seconds), for the progress line.
     :param end_time: the absolute deadline (epoch seconds).
-    :param poll_interval: seconds between two stats requests.
+    :param poll_interval: the longest time in seconds between two looks at the deployment; the shared
+        poller polls at the shortest interval among its waiters.
     """
 
     def __init__(
@@ -66,31 +69,23 @@ class AllocationsStartedTrigger(BaseTrigger):
         yield TriggerEvent(verdict.to_event())
 
     async def _wait(self) -> Verdict:
-        from airflow_esml.hooks.ml import (
-            ElasticsearchMLHook,  # here, so that DAG files never import the client
-        )
+        """Wait through the event loop's shared stats poller for this connection.
+
+        Every trigger of the triggerer waiting on the same cluster subscribes to one
+        :class:`~airflow_esml.triggers.poller.DeploymentPoller`, which sends one stats request per
+        interval (the shortest ``poll_interval`` among the waiters) for all of their deployments.
+        """
+        from airflow_esml.triggers.poller import wait_until_started
 
         window = WaitWindow(self.started_at, self.end_time)
-        hook = ElasticsearchMLHook(self.elasticsearch_conn_id)
-        verdict = Verdict("waiting", f"{self.deployment_id}: no status yet")
         try:
-            while True:
-                try:
-                    status = await hook.aget_deployment(self.deployment_id)
-                    verdict = assess(status, self.min_allocations, progress=window.progress())
-                except TransientRequestError as exc:  # still failing after the hook's retries
-                    verdict = Verdict(
-                        "waiting", f"{self.deployment_id}: {exc}; will poll again", verdict.status
-                    )
-                self.log.info("%s", verdict.message)
-                if verdict.done:
-                    return verdict
-                if window.expired():
-                    return window.timed_out(verdict)
-                await asyncio.sleep(min(self.poll_interval, window.remaining()))
-        except EsmlError as exc:
-            return Verdict("failed", str(exc), verdict.status)
+            return await wait_until_started(
+                conn_id=self.elasticsearch_conn_id,
+                deployment_id=self.deployment_id,
+                min_allocations=self.min_allocations,
+                window=window,
+                interval=self.poll_interval,
+                logger=self.log,
+            )
         except Exception as exc:  # a structured event beats a trigger crash
-            return Verdict("failed", f"{self.deployment_id}: {type(exc).__name__}: {exc}", verdict.status)
-        finally:
-            await hook.aclose()
+            return Verdict("failed", f"{self.deployment_id}: {type(exc).__name__}: {exc}")
