@@ -120,7 +120,7 @@ class Router:
             return max(same_method, key=lambda rp: rp[0].specificity)
         if found:
             allowed = sorted({r.method for r, _ in found})
-            reason = f"Incorrect HTTP method for uri [{uri}] and method [{method}], allowed: {allowed}"
+            reason = f"Incorrect HTTP method for uri [{uri}] and method [{method}], allowed: [{', '.join(allowed)}]"
             raise _PlainError(405, {"error": reason, "status": 405}, [("Allow", ",".join(allowed))])
         raise _PlainError(400, {"error": f"no handler found for uri [{uri}] and method [{method}]"})
 

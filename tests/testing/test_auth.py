@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import logging
+from collections.abc import Iterator
 
 import elasticsearch
 import pytest
@@ -16,10 +17,10 @@ API_KEY = "sim-id:sim-secret-value"
 
 
 @pytest.fixture
-def secured() -> Simulator:
+def secured() -> Iterator[Simulator]:
     sim = Simulator(api_key=API_KEY, basic_auth=("elastic", "changeme-please"))
     sim.start()
-    yield sim  # type: ignore[misc]
+    yield sim
     sim.stop()
 
 
@@ -43,9 +44,11 @@ def test_accepted_credential_forms(secured: Simulator, kwargs: dict[str, object]
 
 
 def test_missing_credentials(secured: Simulator) -> None:
-    with elasticsearch.Elasticsearch(secured.url) as es:
-        with pytest.raises(elasticsearch.AuthenticationException) as info:
-            es.info()
+    with (
+        elasticsearch.Elasticsearch(secured.url) as es,
+        pytest.raises(elasticsearch.AuthenticationException) as info,
+    ):
+        es.info()
     err = info.value
     assert err.status_code == 401
     assert err.message == "security_exception"
@@ -57,9 +60,11 @@ def test_missing_credentials(secured: Simulator) -> None:
 
 def test_wrong_api_key(secured: Simulator, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    with elasticsearch.Elasticsearch(secured.url, api_key="wrong-key-123") as es:
-        with pytest.raises(elasticsearch.AuthenticationException) as info:
-            es.info()
+    with (
+        elasticsearch.Elasticsearch(secured.url, api_key="wrong-key-123") as es,
+        pytest.raises(elasticsearch.AuthenticationException) as info,
+    ):
+        es.info()
     assert info.value.body["error"]["reason"] == (
         "unable to authenticate with provided credentials and anonymous access is not allowed for this request"
     )
@@ -68,9 +73,11 @@ def test_wrong_api_key(secured: Simulator, caplog: pytest.LogCaptureFixture) -> 
 
 
 def test_wrong_password(secured: Simulator) -> None:
-    with elasticsearch.Elasticsearch(secured.url, basic_auth=("elastic", "nope-nope")) as es:
-        with pytest.raises(elasticsearch.AuthenticationException) as info:
-            es.search(index="x")
+    with (
+        elasticsearch.Elasticsearch(secured.url, basic_auth=("elastic", "nope-nope")) as es,
+        pytest.raises(elasticsearch.AuthenticationException) as info,
+    ):
+        es.search(index="x")
     reason = info.value.body["error"]["reason"]
     assert reason == "unable to authenticate user [elastic] for REST request [/x/_search]"
     assert "nope-nope" not in json.dumps(info.value.body)

@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,8 @@ def running(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert line.startswith("listening on "), (line, proc.stderr.read() if proc.poll() is not None else "")
+        err = proc.stderr.read() if proc.stderr is not None and proc.poll() is not None else ""
+        assert line.startswith("listening on "), (line, err)
         yield proc, line.removeprefix("listening on ").strip()
     finally:
         if proc.poll() is None:
@@ -38,7 +40,7 @@ def running(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
             proc.wait(timeout=10)
 
 
-def _get(url: str) -> dict:  # type: ignore[type-arg]
+def _get(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=5) as resp:
         assert resp.headers["X-Elastic-Product"] == "Elasticsearch"
         return json.loads(resp.read())

@@ -9,6 +9,7 @@ import elasticsearch
 import pytest
 
 from airflow_esml.testing import Simulator
+from airflow_esml.testing.protocol import SimRequest, SimResponse
 from airflow_esml.testing.server import Router, endpoint_name
 from tests.testing.conftest import EsTarget
 
@@ -81,13 +82,17 @@ def test_unknown_uri_and_wrong_method(simulator: Simulator) -> None:
     status, headers, body = _raw(simulator, "POST", "/")
     assert status == 405
     assert headers["Allow"] == "GET,HEAD"
-    assert json.loads(body)["error"] == "Incorrect HTTP method for uri [/] and method [POST], allowed: ['GET', 'HEAD']"
+    assert json.loads(body)["error"] == "Incorrect HTTP method for uri [/] and method [POST], allowed: [GET, HEAD]"
+
+
+def _noop(request: SimRequest) -> SimResponse:
+    return SimResponse(200, None)
 
 
 def test_router_prefers_literal_segments() -> None:
     router = Router()
-    router.add("GET", "/{index}/_doc/{id}", lambda r: None, name="param")  # type: ignore[arg-type,return-value]
-    router.add("GET", "/_ml/_doc/{id}", lambda r: None, name="literal")  # type: ignore[arg-type,return-value]
+    router.add("GET", "/{index}/_doc/{id}", _noop, name="param")
+    router.add("GET", "/_ml/_doc/{id}", _noop, name="literal")
     route, params = router.match("GET", "/_ml/_doc/a%2Fb", "/_ml/_doc/a%2Fb")
     assert route.name == "literal"
     assert params == {"id": "a/b"}
@@ -103,7 +108,7 @@ def test_endpoint_names() -> None:
 
 
 def test_unhandled_exception_is_500_without_traceback(simulator: Simulator) -> None:
-    def boom(request):  # type: ignore[no-untyped-def]
+    def boom(request: SimRequest) -> SimResponse:
         raise RuntimeError("secret internals")
 
     server = simulator._server

@@ -31,12 +31,16 @@ async def test_https_async(tmp_path: Path) -> None:
 def test_wrong_ca_fails(tmp_path: Path) -> None:
     other = write_tls_files(tmp_path / "other")
     with Simulator(tls_dir=tmp_path / "sim") as sim:
-        with elasticsearch.Elasticsearch(sim.url, ca_certs=other.ca_cert, max_retries=0) as es:
-            with pytest.raises(elasticsearch.SSLError):
-                es.info()
-        with elasticsearch.Elasticsearch(sim.url, max_retries=0) as es:  # system CAs only
-            with pytest.raises(elasticsearch.SSLError):
-                es.info()
+        with (
+            elasticsearch.Elasticsearch(sim.url, ca_certs=other.ca_cert, max_retries=0) as es,
+            pytest.raises(elasticsearch.SSLError),
+        ):
+            es.info()
+        with (
+            elasticsearch.Elasticsearch(sim.url, max_retries=0) as es,  # system CAs only
+            pytest.raises(elasticsearch.SSLError),
+        ):
+            es.info()
 
 
 def test_ca_is_reused_and_key_is_private(tmp_path: Path) -> None:
@@ -67,5 +71,5 @@ def test_connection_uri_with_basic_auth() -> None:
     with Simulator(basic_auth=("elastic", "p@ss:word/x")) as sim:
         conn = Connection(conn_id="sim", uri=sim.connection_uri())
         assert (conn.login, conn.password, conn.schema) == ("elastic", "p@ss:word/x", "http")
-        with elasticsearch.Elasticsearch(sim.url, basic_auth=(conn.login, conn.password)) as es:
+        with elasticsearch.Elasticsearch(sim.url, basic_auth=(str(conn.login), str(conn.password))) as es:
             assert es.info()["tagline"] == "You Know, for Search"
