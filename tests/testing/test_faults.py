@@ -150,3 +150,13 @@ def test_faults_over_http_control_endpoints(simulator: Simulator) -> None:
         assert es.info()["tagline"] == "You Know, for Search"
         with pytest.raises(elasticsearch.BadRequestError):
             es.perform_request("POST", "/_sim/faults", body={"bogus": 1}, headers={"content-type": "application/json"})
+
+
+async def test_async_client_connection_reset(simulator: Simulator) -> None:
+    simulator.inject_fault(endpoint="doc_get", reset=True)
+    async with simulator.async_client() as es:
+        await es.index(index="r", id="1", document={})
+        with pytest.raises(elasticsearch.ConnectionError):
+            await es.get(index="r", id="1")
+    # 4 transport attempts; aiohttp itself re-sends a GET once when a reused connection is reset
+    assert len(simulator.audit.events("request", endpoint="doc_get", reset=True)) in (4, 8)
