@@ -1,0 +1,345 @@
+"""Batch inference that keeps every started allocation busy.
+
+A loop that sends one ``_infer`` request at a time keeps one allocation busy however many were started.
+:func:`abatch_infer` reads the deployment's started allocations and threads per allocation, splits the
+documents into chunks, and keeps enough requests in flight for ``allocations x threads`` workers (with a
+second request queued behind each, so that no worker waits for a round trip). A ``429`` (the inference
+queue is full) is not a failure: the chunk is retried after a jittered exponential backoff and the
+number of requests in flight is halved, then grows back by one per window of successes. Results come
+back in the order of the documents. :func:`batch_infer` is the synchronous entry point for tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import elasticsearch
+
+from airflow_esml.exceptions import InvalidParameterError, TransientRequestError
+from airflow_esml.hooks.retry import is_transient, translate
+
+if TYPE_CHECKING:
+    from airflow_esml.hooks.ml import ElasticsearchMLHook
+    from airflow_esml.status import DeploymentStatus
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: the most documents in one ``_infer`` request by default.
+MAX_CHUNK = 16
+#: requests in flight per worker (allocation x thread): one running, one queued behind it.
+REQUESTS_PER_WORKER = 2
+#: attempts for one chunk on 502/503/504 and connection errors (429 has its own, time-bounded, backoff).
+TRANSIENT_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How a batch is sent.
+
+    :param allocations: started allocations when the batch began.
+    :param threads_per_allocation: the deployment's threads per allocation.
+    :param in_flight: the most requests in flight at once.
+    :param chunk_size: documents per request.
+    """
+
+    allocations: int
+    threads_per_allocation: int
+    in_flight: int
+    chunk_size: int
+
+    @property
+    def workers(self) -> int:
+        return max(1, self.allocations) * max(1, self.threads_per_allocation)
+
+
+def plan_batch(
+    status: DeploymentStatus, docs: int, *, chunk_size: int | None = None, in_flight: int | None = None
+) -> BatchPlan:
+    """Size the batch for the deployment's started capacity.
+
+    Without overrides: two requests in flight per worker, and chunks small enough that every request slot
+    gets at least four requests (at most :data:`MAX_CHUNK` documents), with the documents in flight
+    kept within one node's ``queue_capacity`` so that a queue is not flooded on purpose.
+
+    :param status: the deployment's status (started allocations, threads per allocation, queue capacity).
+    :param docs: the number of documents in the batch.
+    :param chunk_size: documents per request, instead of the computed size.
+    :param in_flight: requests in flight, instead of the computed number.
+    """
+    plan = BatchPlan(status.started_allocations, status.threads_per_allocation, 1, 1)
+    slots = in_flight or REQUESTS_PER_WORKER * plan.workers
+    size = chunk_size or max(1, min(MAX_CHUNK, math.ceil(docs / (slots * 4))))
+    if in_flight is None and status.queue_capacity:
+        slots = max(1, min(slots, (status.queue_capacity + plan.workers) // size))
+    return BatchPlan(plan.allocations, plan.threads_per_allocation, max(1, slots), max(1, size))
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The outcome of a batch: the results in document order and how fast they came.
+
+    :param results: one inference result per document, in order.
+    :param seconds: wall-clock time from the first request to the last answer.
+    :param requests: ``_infer`` requests sent, retries included.
+    :param rejected: ``429`` answers that were backed off and retried.
+    :param plan: how the batch was sent.
+    """
+
+    results: list[Any]
+    seconds: float
+    requests: int
+    rejected: int
+    plan: BatchPlan
+
+    @property
+    def docs(self) -> int:
+        return len(self.results)
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.docs / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """A small JSON-safe summary (no results), for XCom and logs."""
+        return {
+            "docs": self.docs,
+            "seconds": round(self.seconds, 3),
+            "docs_per_second": round(self.docs_per_second, 1),
+            "allocations": self.plan.allocations,
+            "threads_per_allocation": self.plan.threads_per_allocation,
+            "in_flight": self.plan.in_flight,
+            "chunk_size": self.plan.chunk_size,
+            "requests": self.requests,
+            "rejected": self.rejected,
+        }
+
+    def describe(self) -> str:
+        return (
+            f"{self.docs} docs in {self.seconds:.2f}s ({self.docs_per_second:.1f} docs/s) on "
+            f"{self.plan.allocations} allocation(s) x {self.plan.threads_per_allocation} thread(s), "
+            f"{self.plan.in_flight} requests in flight of {self.plan.chunk_size} docs; "
+            f"{self.rejected} queue-full answer(s) retried"
+        )
+
+
+def normalize_docs(docs: Sequence[Any], field_name: str) -> list[dict[str, Any]]:
+    """Documents as ``_infer`` takes them: dicts as given, strings as ``{field_name: text}``."""
+    if isinstance(docs, (str, bytes, Mapping)):
+        raise InvalidParameterError(f"docs must be a list of documents, got a single {type(docs).__name__}")
+    out: list[dict[str, Any]] = []
+    for i, doc in enumerate(docs):
+        if isinstance(doc, Mapping):
+            out.append(dict(doc))
+        elif isinstance(doc, str):
+            out.append({field_name: doc})
+        else:
+            raise InvalidParameterError(f"document {i} must be a dict or a string, got {type(doc).__name__}")
+    return out
+
+
+class InFlightWindow:
+    """How many requests may be in flight: halved on a 429 (at most once per ``cooldown``), then one more
+    per ``limit`` successes, up to the planned maximum."""
+
+    def __init__(self, maximum: int, cooldown: float = 0.2) -> None:
+        self.maximum = maximum
+        self.limit = maximum
+        self.active = 0
+        self._successes = 0
+        self._cut_at = -math.inf
+        self._cooldown = cooldown
+        self._changed = asyncio.Condition()
+
+    async def acquire(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.active < self.limit)
+            self.active += 1
+
+    async def release(self, *, rejected: bool) -> None:
+        async with self._changed:
+            self.active -= 1
+            now = time.monotonic()
+            if rejected:
+                if now - self._cut_at >= self._cooldown:
+                    self.limit, self._cut_at, self._successes = max(1, self.limit // 2), now, 0
+            else:
+                self._successes += 1
+                if self._successes >= self.limit and self.limit < self.maximum:
+                    self.limit, self._successes = self.limit + 1, 0
+            self._changed.notify_all()
+
+
+@dataclass
+class _Counters:
+    requests: int = 0
+    rejected: int = 0
+
+
+class _Batch:
+    """One running batch: chunks, a window of requests in flight, and the results slot per document."""
+
+    def __init__(
+        self,
+        client: Any,
+        deployment_id: str,
+        docs: list[dict[str, Any]],
+        plan: BatchPlan,
+        *,
+        timeout: str,
+        max_queue_wait: float,
+    ) -> None:
+        self.client = client
+        self.deployment_id = deployment_id
+        self.docs = docs
+        self.plan = plan
+        self.timeout = timeout
+        self.max_queue_wait = max_queue_wait
+        self.results: list[Any] = [None] * len(docs)
+        self.window = InFlightWindow(plan.in_flight)
+        self.counters = _Counters()
+        self._next = 0
+        self._rng = random.Random()
+
+    async def run(self) -> None:
+        workers = [asyncio.ensure_future(self._worker()) for _ in range(min(self.plan.in_flight, len(self.docs)))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _worker(self) -> None:
+        while self._next < len(self.docs):
+            start = self._next
+            self._next = min(len(self.docs), start + self.plan.chunk_size)
+            answers = await self._send(start, self._next)
+            self.results[start : start + len(answers)] = answers
+
+    async def _send(self, start: int, end: int) -> list[Any]:
+        """Send one chunk until it is answered; 429 backs off (up to ``max_queue_wait``), other errors raise."""
+        what = f"inference on deployment {self.deployment_id!r}"
+        first_rejection: float | None = None
+        attempt = transient = 0
+        while True:
+            await self.window.acquire()
+            self.counters.requests += 1
+            try:
+                response = await self.client.ml.infer_trained_model(
+                    model_id=self.deployment_id, docs=self.docs[start:end], timeout=self.timeout
+                )
+            except (elasticsearch.ApiError, elasticsearch.TransportError) as exc:
+                rejected = isinstance(exc, elasticsearch.ApiError) and exc.meta.status == 429
+                await self.window.release(rejected=rejected)
+                now = time.monotonic()
+                if rejected:
+                    self.counters.rejected += 1
+                    first_rejection = now if first_rejection is None else first_rejection
+                    if now - first_rejection > self.max_queue_wait:
+                        raise TransientRequestError(
+                            f"{what}: the inference queue stayed full for {self.max_queue_wait:.0f}s"
+                        ) from exc
+                elif is_transient(exc) and transient < TRANSIENT_ATTEMPTS - 1:
+                    transient += 1
+                else:
+                    raise translate(what, exc) from exc
+                attempt += 1
+                await asyncio.sleep(self._backoff(attempt))
+                continue
+            await self.window.release(rejected=False)
+            results = list(response.body["inference_results"])
+            if len(results) != end - start:
+                raise TransientRequestError(f"{what}: {len(results)} results for {end - start} documents")
+            return results
+
+    def _backoff(self, attempt: int) -> float:
+        """Full-jitter exponential backoff: 50 ms doubling per attempt, at most 2 s."""
+        return self._rng.uniform(0.5, 1.0) * min(2.0, 0.05 * 2 ** (attempt - 1))
+
+
+async def abatch_infer(
+    hook: ElasticsearchMLHook,
+    deployment_id: str,
+    docs: Sequence[Any],
+    *,
+    field_name: str = "text_field",
+    chunk_size: int | None = None,
+    in_flight: int | None = None,
+    timeout: str = "60s",
+    max_queue_wait: float = 600.0,
+) -> BatchResult:
+    """Infer ``docs`` on the deployment with as many requests in flight as its started capacity takes.
+
+    :param hook: the hook whose async client is used (not closed here).
+    :param deployment_id: the deployment to infer with.
+    :param docs: the documents: dicts as ``_infer`` takes them, or strings put into ``field_name``.
+    :param field_name: the model's input field, for documents given as strings.
+    :param chunk_size: documents per request (default: see :func:`plan_batch`).
+    :param in_flight: requests in flight (default: two per started allocation x thread).
+    :param timeout: Elasticsearch's ``timeout`` of each request.
+    :param max_queue_wait: the longest time in seconds one chunk keeps backing off on 429 before failing.
+    """
+    batch_docs = normalize_docs(docs, field_name)
+    status = await hook.aget_deployment(deployment_id)
+    plan = plan_batch(status, len(batch_docs), chunk_size=chunk_size, in_flight=in_flight)
+    if status.started_allocations < 1:
+        log.warning("%s: no allocation is started; requests will queue until one is", deployment_id)
+    client = await hook.aclient()
+    batch = _Batch(client, deployment_id, batch_docs, plan, timeout=timeout, max_queue_wait=max_queue_wait)
+    started = time.monotonic()
+    await batch.run()
+    result = BatchResult(
+        batch.results, time.monotonic() - started, batch.counters.requests, batch.counters.rejected, plan
+    )
+    log.info("%s: %s", deployment_id, result.describe())
+    return result
+
+
+def batch_infer(hook: ElasticsearchMLHook, deployment_id: str, docs: Sequence[Any], **options: Any) -> BatchResult:
+    """Synchronous :func:`abatch_infer`, for tasks: runs an event loop and closes the async client after.
+
+    :param hook: the hook to use.
+    :param deployment_id: the deployment to infer with.
+    :param docs: the documents.
+    :param options: keyword arguments of :func:`abatch_infer`.
+    """
+
+    async def main() -> BatchResult:
+        try:
+            return await abatch_infer(hook, deployment_id, docs, **options)
+        finally:
+            await hook.aclose()
+
+    return run_sync(main())
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion, in a helper thread when this thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="esml-batch-infer")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -1,0 +1,154 @@
+"""BatchInferenceOperator: infer a batch of documents with every started allocation busy."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_esml.exceptions import InvalidParameterError
+from airflow_esml.hooks import DEFAULT_CONN_ID
+from airflow_esml.plan import positive_int
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_esml.hooks.inference import BatchResult
+    from airflow_esml.hooks.ml import ElasticsearchMLHook
+
+#: ``return_results="auto"`` puts the results into the XCom only up to this many documents.
+SMALL_BATCH = 100
+
+
+class BatchInferenceOperator(BaseOperator):
+    """Send a batch of documents through a deployment's ``_infer`` API, as fast as its allocations allow.
+
+    Reads the deployment's started allocations and threads per allocation, keeps enough requests in
+    flight to use all of them, backs off on 429 (inference queue full) instead of failing, and keeps the
+    results in document order (see :mod:`airflow_esml.hooks.inference`). The XCom result is a small
+    summary: ``{"docs", "seconds", "docs_per_second", "allocations", ...}``; the results themselves go to
+    ``output_path`` (JSON Lines, one result per line, in order) or, for small batches, into the summary.
+
+    :param deployment_id: the deployment to infer with. (templated)
+    :param docs: the documents: a list of dicts as ``_infer`` takes them (``[{"text_field": "..."}]``) or of
+        strings (put into ``field_name``); a JSON string of such a list (e.g. rendered from an XCom); or a
+        callable that receives the task context and returns the list. (templated)
+    :param elasticsearch_conn_id: the Airflow connection to the cluster. (templated)
+    :param field_name: the model's input field, for documents given as strings. (templated)
+    :param output_path: write the results to this file as JSON Lines. (templated)
+    :param return_results: put the results into the XCom summary under ``results``: ``True``, ``False``,
+        or ``"auto"`` (default: only when there are at most 100 documents and no ``output_path``).
+    :param chunk_size: documents per request; default sized from the batch and the allocations.
+    :param in_flight: requests in flight; default two per started allocation x thread.
+    :param request_timeout: Elasticsearch's ``timeout`` of each ``_infer`` request, e.g. ``"60s"``.
+    :param max_queue_wait: seconds a request keeps backing off on 429 before the task fails.
+    """
+
+    template_fields: Sequence[str] = ("deployment_id", "docs", "elasticsearch_conn_id", "field_name", "output_path")
+    template_fields_renderers = {"docs": "json"}
+    ui_color = "#c5e8f7"
+
+    def __init__(
+        self,
+        *,
+        deployment_id: str,
+        docs: list[Any] | str | Callable[..., Sequence[Any]],
+        elasticsearch_conn_id: str = DEFAULT_CONN_ID,
+        field_name: str = "text_field",
+        output_path: str | None = None,
+        return_results: bool | str = "auto",
+        chunk_size: int | None = None,
+        in_flight: int | None = None,
+        request_timeout: str = "60s",
+        max_queue_wait: float = 600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if return_results not in (True, False, "auto"):
+            raise InvalidParameterError(f"return_results must be True, False or 'auto', got {return_results!r}")
+        self.deployment_id = deployment_id
+        self.docs = docs
+        self.elasticsearch_conn_id = elasticsearch_conn_id
+        self.field_name = field_name
+        self.output_path = output_path
+        self.return_results = return_results
+        self.chunk_size = None if chunk_size is None else positive_int("chunk_size", chunk_size)
+        self.in_flight = None if in_flight is None else positive_int("in_flight", in_flight)
+        self.request_timeout = request_timeout
+        self.max_queue_wait = max_queue_wait
+
+    @cached_property
+    def hook(self) -> ElasticsearchMLHook:
+        from airflow_esml.hooks.ml import ElasticsearchMLHook
+
+        return ElasticsearchMLHook(self.elasticsearch_conn_id)
+
+    def resolve_docs(self, context: Context | None = None) -> list[Any]:
+        """The documents after templating: a list, a JSON list, or what the callable returns."""
+        docs: Any = self.docs
+        if callable(docs):
+            docs = docs(context) if context is not None else docs()
+        if isinstance(docs, str):
+            docs = parse_list_text(docs)
+        if not isinstance(docs, (list, tuple)):
+            raise InvalidParameterError(f"docs must be a list of documents, got {type(docs).__name__}")
+        return list(docs)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_esml.hooks.inference import batch_infer
+
+        docs = self.resolve_docs(context)
+        if not docs:
+            self.log.info("No documents to infer")
+            return {"docs": 0, "seconds": 0.0, "docs_per_second": 0.0, "allocations": None}
+        result = batch_infer(
+            self.hook,
+            self.deployment_id,
+            docs,
+            field_name=self.field_name,
+            chunk_size=self.chunk_size,
+            in_flight=self.in_flight,
+            timeout=self.request_timeout,
+            max_queue_wait=self.max_queue_wait,
+        )
+        self.log.info("%s: %s", self.deployment_id, result.describe())
+        return self.summarize(result)
+
+    def summarize(self, result: BatchResult) -> dict[str, Any]:
+        """The XCom value: the summary, plus the output path or (small batches) the results."""
+        summary = result.summary()
+        if self.output_path:
+            write_jsonl(self.output_path, result.results)
+            summary["output_path"] = self.output_path
+        keep = self.return_results
+        if keep is True or (keep == "auto" and not self.output_path and result.docs <= SMALL_BATCH):
+            summary["results"] = result.results
+        return summary
+
+
+def parse_list_text(text: str) -> Any:
+    """A list rendered by a template: JSON, or the Python literal that ``{{ ti.xcom_pull(...) }}`` renders."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        raise InvalidParameterError(f"docs is a string but not a JSON or Python list: {text[:80]!r}") from None
+
+
+def write_jsonl(path: str, results: Sequence[Any]) -> None:
+    """Write one JSON result per line, atomically (a partial file never replaces a complete one)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        for item in results:
+            handle.write(json.dumps(item, separators=(",", ":")) + "\n")
+    os.replace(partial, path)
