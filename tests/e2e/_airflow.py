@@ -142,7 +142,7 @@ class AirflowStack:
         :param name: the component, e.g. ``scheduler``.
         :param argv: extra CLI arguments.
         """
-        generation = sum(1 for key in self.components if key.split("#")[0] == name)
+        generation = sum(1 for key in self.components if key.startswith(f"{name}#"))
         log_path = self.component_logs / f"{name}-{generation}.log"
         process = self.processes.start(name, [AIRFLOW, name, *(argv or [])], self.env, log_path)
         self.components[f"{name}#{generation}"] = process
@@ -157,9 +157,11 @@ class AirflowStack:
         """
         self.airflow("db", "migrate", timeout=timeout)
         self.start_component("api-server")
-        self.start_component("scheduler")
+        # One host, one logs folder: the api-server reads task and trigger logs from files, so the
+        # scheduler and triggerer serve none (their log servers would listen on every interface).
+        self.start_component("scheduler", ["--skip-serve-logs"])
         self.start_component("dag-processor")
-        self.start_component("triggerer")
+        self.start_component("triggerer", ["--skip-serve-logs"])
         self.wait_healthy(timeout)
 
     def wait_healthy(self, timeout: float) -> dict[str, object]:
@@ -195,7 +197,7 @@ class AirflowStack:
         """Kill the triggerer's whole process group (a crash), then start a new one; return both."""
         old = self.components["triggerer"]
         old.kill()
-        return old, self.start_component("triggerer")
+        return old, self.start_component("triggerer", ["--skip-serve-logs"])
 
     def stop(self) -> None:
         self.processes.stop_all()

@@ -12,6 +12,7 @@ from tests.e2e._airflow import AirflowStack, StackConfig
 from tests.e2e._api import AirflowApi
 from tests.e2e._database import DATABASE_URL_ENV, provision
 from tests.e2e._procs import ProcessSet
+from tests.e2e._scenario import Scenario, run_scenario
 from tests.e2e._simulator import RunningSimulator, simulator_available, start_simulator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,15 +23,23 @@ E2E_DAGS = Path(__file__).resolve().parent / "dags"
 LOAD_SECONDS = float(os.environ.get("ESML_E2E_LOAD_SECONDS", "8"))
 #: The simulator's cluster: two ML nodes, the models the example DAGs and the e2e DAGs use.
 SIMULATOR_ARGS = [
-    "--ml-node", "ml-node-1:8",
-    "--ml-node", "ml-node-2:8",
-    "--model", "my-e5",
-    "--deploy", "my-e5:1",
-    "--model", "e2e-model",
-    "--deploy", "e2e-model:1",
+    "--ml-node", "ml-node-1:12",
+    "--ml-node", "ml-node-2:12",
+    "--model", "my-e5", "--deploy", "my-e5:1",
+    "--model", "batch-e5", "--deploy", "batch-e5:1",
+    "--model", "hours-e5", "--deploy", "hours-e5:1",
+    "--model", "e2e-model", "--deploy", "e2e-model:1",
     "--load-seconds", str(LOAD_SECONDS),
     "--seed", "5",
 ]  # fmt: skip
+
+
+def other_ca(folder: Path) -> Path:
+    """A CA certificate that did not sign the simulator's server certificate."""
+    from airflow_esml.testing.tls import write_tls_files
+
+    write_tls_files(folder / "other-ca")
+    return folder / "other-ca" / "ca.crt"
 
 
 def example_dag_files() -> list[Path]:
@@ -74,6 +83,7 @@ def airflow_stack(e2e_home: Path, simulator: RunningSimulator) -> Iterator[Airfl
             extra_env={
                 "AIRFLOW_CONN_ELASTICSEARCH_DEFAULT": simulator.connection_json(),
                 "AIRFLOW_CONN_ESML_NO_VERIFY": simulator.connection_json(verify_certs=False, ca_certs=None),
+                "AIRFLOW_CONN_ESML_WRONG_CA": simulator.connection_json(ca_certs=str(other_ca(e2e_home))),
                 "ESML_E2E_PROBE_WAIT": "25",
             },
         )
@@ -98,3 +108,14 @@ def api(airflow_stack: AirflowStack) -> Iterator[AirflowApi]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(scope="package")
+def scenario(airflow_stack: AirflowStack, api: AirflowApi) -> Scenario:
+    """Every DAG run of the e2e tests, with the triggerer crashed under a deferred sensor in each phase."""
+    try:
+        return run_scenario(airflow_stack, api)
+    except BaseException:
+        for process in airflow_stack.processes.processes:
+            print(f"----- {process.name} ({process.log_path}) -----\n{process.tail(40)}")
+        raise

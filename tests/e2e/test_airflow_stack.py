@@ -13,22 +13,32 @@ import pytest
 from tests.e2e._airflow import AirflowStack
 from tests.e2e._api import AirflowApi
 from tests.e2e._database import DATABASE_URL_ENV
-from tests.e2e._triggerer import TriggererCrash, trigger_log_files
-from tests.e2e._watch import RunWatch, failure_report, watch_runs
+from tests.e2e._scenario import BATCH, HOURS, PROBE, TLS_DAG, Phase, Scenario
+from tests.e2e._triggerer import trigger_log_files
+from tests.e2e._watch import failure_report
 from tests.e2e.conftest import EXAMPLE_DAGS, example_dag_files
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-RUN_TIMEOUT = 240.0
+
+def assert_succeeded(api: AirflowApi, phase: Phase, dag_id: str) -> None:
+    run_id = phase.runs[dag_id]
+    assert phase.watch.final[(dag_id, run_id)] == "success", failure_report(api, dag_id, run_id)
 
 
-def assert_deferred_without_slot(watch: RunWatch, dag_id: str, task_id: str) -> None:
-    """The task went through ``deferred`` while the default pool counted it as deferred, not running."""
-    assert watch.saw(dag_id, task_id, "deferred"), watch.states[(dag_id, task_id)]
-    assert watch.states[(dag_id, task_id)][-1] == "success", watch.states[(dag_id, task_id)]
-    assert any(
-        sample["deferred_slots"] >= 1 and sample["running_slots"] == 0 for sample in watch.deferred_pool_samples
-    ), f"no pool sample shows a deferred task holding no slot: {watch.deferred_pool_samples}"
+def assert_resumed_after_crash(stack: AirflowStack, api: AirflowApi, phase: Phase) -> None:
+    """The crashed triggerer had the trigger; its replacement picked it up from the database and fired it."""
+    crash = phase.crash
+    assert crash.crashed is not None, f"{crash.dag_id}.{crash.task_id} was never seen deferred"
+    assert crash.crashed.popen.returncode is not None
+    assert crash.replacement is not None and crash.replacement.alive()
+    logs = trigger_log_files(stack.logs_folder, crash.dag_id, crash.task_id)
+    assert crash.crashed_job_ids < set(logs), (crash.crashed_job_ids, logs)
+    (new_job,) = set(logs) - crash.crashed_job_ids
+    assert "Trigger fired event" in logs[new_job].read_text(), logs[new_job].read_text()
+    # resuming after the crash used no retry: one try, and it succeeded
+    tries = api.tries(crash.dag_id, phase.runs[crash.dag_id], crash.task_id)
+    assert [(t["try_number"], t["state"]) for t in tries] == [(1, "success")]
 
 
 def test_components_healthy_and_every_dag_parsed(airflow_stack: AirflowStack, api: AirflowApi) -> None:
@@ -36,8 +46,8 @@ def test_components_healthy_and_every_dag_parsed(airflow_stack: AirflowStack, ap
     assert {"metadatabase", "scheduler", "triggerer", "dag_processor"} <= set(health)
     if os.environ.get(DATABASE_URL_ENV):
         assert airflow_stack.config.database.backend == "postgresql"
-    api.wait_for_dag("e2e_probe", 120)
     expected = {str(path) for path in example_dag_files()}
+    assert expected, f"no example DAGs in {EXAMPLE_DAGS}"
 
     def all_parsed() -> bool:
         dags = api.get("/dags", limit=100)["dags"]
@@ -48,28 +58,57 @@ def test_components_healthy_and_every_dag_parsed(airflow_stack: AirflowStack, ap
     assert errors["total_entries"] == 0, errors
 
 
-def test_deferred_sensor_survives_triggerer_crash(airflow_stack: AirflowStack, api: AirflowApi) -> None:
-    """The probe's sensor waits in the triggerer; the triggerer is killed; a new one finishes the wait."""
-    dag_id, task_id = "e2e_probe", "wait_in_triggerer"
-    api.wait_for_dag(dag_id, 120)
-    api.unpause(dag_id)
-    run_id = api.trigger(dag_id)
-    crash = TriggererCrash(airflow_stack, dag_id, task_id)
-
-    watch = watch_runs(api, [(dag_id, run_id)], RUN_TIMEOUT, on_sample=crash)
-
-    assert watch.final[(dag_id, run_id)] == "success", failure_report(api, dag_id, run_id)
-    assert_deferred_without_slot(watch, dag_id, task_id)
-    assert crash.crashed is not None and crash.crashed.popen.returncode is not None
-    assert crash.replacement is not None and crash.replacement.alive()
-    # the trigger ran in the crashed triggerer and then, from the database, in its replacement
-    logs = trigger_log_files(airflow_stack.logs_folder, dag_id, task_id)
-    assert crash.crashed_job_ids < set(logs), (crash.crashed_job_ids, logs)
-    (new_job,) = set(logs) - crash.crashed_job_ids
-    assert "Trigger fired event" in logs[new_job].read_text(), logs[new_job].read_text()
-    # resuming after the crash used no retry: one try, and it succeeded
-    tries = api.tries(dag_id, run_id, task_id)
-    assert [(t["try_number"], t["state"]) for t in tries] == [(1, "success")]
-    xcom = api.xcom_values(dag_id, run_id)["read_connection/return_value"]
+def test_deferred_probe_holds_no_slot_and_survives_triggerer_crash(
+    airflow_stack: AirflowStack, api: AirflowApi, scenario: Scenario
+) -> None:
+    """A generic deferrable sensor, alone on the stack: deferred, no pool slot, resumed by a new triggerer."""
+    phase = scenario.probe
+    assert_succeeded(api, phase, PROBE[0])
+    watch = phase.watch
+    assert watch.saw(*PROBE, "deferred"), watch.states[PROBE]
+    assert any(s["deferred_slots"] >= 1 and s["running_slots"] == 0 for s in watch.deferred_pool_samples), (
+        f"no pool sample shows the deferred task holding no slot: {watch.deferred_pool_samples}"
+    )
+    assert_resumed_after_crash(airflow_stack, api, phase)
+    xcom = api.xcom_values(PROBE[0], phase.runs[PROBE[0]])["read_connection/return_value"]
     assert xcom == {"host": "127.0.0.1", "port": xcom["port"], "schema": "https", "has_api_key": True,
                     "ca_file_exists": True}  # fmt: skip
+
+
+def test_example_dags_succeed_with_sensors_deferred(api: AirflowApi, scenario: Scenario) -> None:
+    phase = scenario.plugin
+    for dag_id, task_id in (BATCH, HOURS):
+        assert_succeeded(api, phase, dag_id)
+        states = phase.watch.states[(dag_id, task_id)]
+        assert "deferred" in states and "running" not in states[states.index("deferred") :], states
+        task_instance = api.task_instance(dag_id, phase.runs[dag_id], task_id)
+        assert task_instance["operator"] == "AllocationsStartedSensor"
+        assert task_instance["state"] == "success"
+    batch = api.xcom_values(BATCH[0], phase.runs[BATCH[0]])
+    assert batch["infer/return_value"]["documents"] == 200
+    assert batch["scale_up/return_value"]["previous_number_of_allocations"] == 1
+
+
+def test_plugin_sensor_survives_triggerer_crash(
+    airflow_stack: AirflowStack, api: AirflowApi, scenario: Scenario
+) -> None:
+    assert_succeeded(api, scenario.plugin, BATCH[0])
+    assert_resumed_after_crash(airflow_stack, api, scenario.plugin)
+
+
+def test_tls_and_failures_in_workers(api: AirflowApi, scenario: Scenario) -> None:
+    """Verification by the connection's CA works, a wrong CA fails clearly, verify_certs=false warns."""
+    run_id = scenario.plugin.runs[TLS_DAG]
+    states = {ti["task_id"]: ti["state"] for ti in api.task_instances(TLS_DAG, run_id)}
+    assert states == {
+        "verified_by_ca": "success",
+        "wrong_ca": "failed",
+        "no_verify": "success",
+        "missing_deployment": "failed",
+    }, failure_report(api, TLS_DAG, run_id)
+    wrong_ca = api.task_log(TLS_DAG, run_id, "wrong_ca", 1)
+    assert "TLS verification failed" in wrong_ca and "'ca_certs'" in wrong_ca, wrong_ca[-3000:]
+    no_verify = api.task_log(TLS_DAG, run_id, "no_verify", 1)
+    assert "verify_certs=false" in no_verify and "NOT verified" in no_verify, no_verify[-3000:]
+    missing = api.task_log(TLS_DAG, run_id, "missing_deployment", 1)
+    assert "DeploymentNotFoundError" in missing and "e2e-no-such-model" in missing, missing[-3000:]

@@ -1,0 +1,77 @@
+"""
+The DAG runs the end-to-end tests inspect, run once per session: what happened is recorded, and each test
+asserts one aspect of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.e2e._airflow import AirflowStack
+from tests.e2e._api import AirflowApi
+from tests.e2e._triggerer import TriggererCrash
+from tests.e2e._watch import RunWatch, watch_runs
+
+RUN_TIMEOUT = 240.0
+PROBE = ("e2e_probe", "wait_in_triggerer")
+BATCH = ("esml_batch_inference", "wait_for_allocations")
+HOURS = ("esml_business_hours", "wait_for_allocations")
+TLS_DAG = "e2e_tls_and_failures"
+
+#: conf of each triggered run: every DAG works on its own deployment of the simulator.
+RUN_CONF: dict[str, dict[str, Any]] = {
+    PROBE[0]: {},
+    BATCH[0]: {"deployment_id": "batch-e5", "allocations": 3, "documents": 200},
+    HOURS[0]: {"deployment_id": "hours-e5", "business_allocations": 2, "off_hours_allocations": 2},
+    TLS_DAG: {},
+}
+
+
+@dataclass
+class Phase:
+    """
+    One batch of runs watched together, with the triggerer crashed while one sensor was deferred.
+
+    :param runs: dag_id -> run_id.
+    :param watch: what was seen while they ran.
+    :param crash: the triggerer crash done during the phase.
+    """
+
+    runs: dict[str, str]
+    watch: RunWatch
+    crash: TriggererCrash
+
+
+@dataclass
+class Scenario:
+    probe: Phase
+    plugin: Phase
+    all_runs: dict[str, str] = field(default_factory=dict)
+
+
+def run_phase(stack: AirflowStack, api: AirflowApi, dag_ids: list[str], crash_during: tuple[str, str]) -> Phase:
+    """
+    Unpause and trigger DAGs through the REST API, crash the triggerer once ``crash_during`` is deferred,
+    and watch until every run has finished.
+
+    :param stack: the Airflow stack.
+    :param api: its REST client.
+    :param dag_ids: the DAGs to run.
+    :param crash_during: ``(dag_id, task_id)`` of the sensor to crash the triggerer under.
+    """
+    runs = {}
+    for dag_id in dag_ids:
+        api.wait_for_dag(dag_id, 120)
+        api.unpause(dag_id)
+        runs[dag_id] = api.trigger(dag_id, RUN_CONF[dag_id])
+    crash = TriggererCrash(stack, *crash_during)
+    watch = watch_runs(api, list(runs.items()), RUN_TIMEOUT, on_sample=crash)
+    return Phase(runs=runs, watch=watch, crash=crash)
+
+
+def run_scenario(stack: AirflowStack, api: AirflowApi) -> Scenario:
+    """The probe alone (a clean view of pool slots), then the example DAGs and the TLS DAG together."""
+    probe = run_phase(stack, api, [PROBE[0]], crash_during=PROBE)
+    plugin = run_phase(stack, api, [BATCH[0], HOURS[0], TLS_DAG], crash_during=BATCH)
+    return Scenario(probe=probe, plugin=plugin, all_runs={**probe.runs, **plugin.runs})
