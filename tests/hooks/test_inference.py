@@ -1,0 +1,184 @@
+"""Batch inference: sizing, order, 429 backoff, errors, and the run against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import elasticsearch
+import pytest
+from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+
+from airflow_esml.exceptions import DeploymentNotFoundError, InvalidParameterError, TransientRequestError
+from airflow_esml.hooks.inference import (
+    MAX_CHUNK,
+    InFlightWindow,
+    abatch_infer,
+    batch_infer,
+    normalize_docs,
+    plan_batch,
+    run_sync,
+)
+from airflow_esml.status import DeploymentStatus
+
+
+def status(allocations: int = 2, threads: int = 1, queue_capacity: int | None = 1024) -> DeploymentStatus:
+    return DeploymentStatus(
+        deployment_id="my-e5",
+        model_id="my-e5",
+        state="started",
+        target_allocations=allocations,
+        started_allocations=allocations,
+        allocation_state="fully_allocated",
+        threads_per_allocation=threads,
+        queue_capacity=queue_capacity,
+    )
+
+
+def api_error(code: int) -> elasticsearch.ApiError:
+    meta = ApiResponseMeta(
+        status=code, http_version="1.1", headers=HttpHeaders(), duration=0.0, node=NodeConfig("http", "sim", 9200)
+    )
+    return elasticsearch.ApiError("error", meta=meta, body={"error": {"type": "x", "reason": f"status {code}"}})
+
+
+class FakeML:
+    """``client.ml`` with ``workers`` parallel slots, scripted errors, and a record of concurrency."""
+
+    def __init__(self, workers: int, errors: list[int] | None = None, service: float = 0.002) -> None:
+        self.slots = asyncio.Semaphore(workers)
+        self.errors = list(errors or [])
+        self.service = service
+        self.active = self.peak = self.calls = 0
+
+    async def infer_trained_model(self, *, model_id: str, docs: list[dict[str, Any]], timeout: str) -> Any:
+        self.calls += 1
+        if self.errors:
+            raise api_error(self.errors.pop(0))
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            async with self.slots:
+                await asyncio.sleep(self.service * len(docs))
+        finally:
+            self.active -= 1
+        return type("Response", (), {"body": {"inference_results": [{"echo": d["text_field"]} for d in docs]}})()
+
+
+class FakeHook:
+    def __init__(self, ml: FakeML, deployment: DeploymentStatus | Exception) -> None:
+        self.ml = ml
+        self.deployment = deployment
+        self.closed = 0
+
+    async def aget_deployment(self, deployment_id: str) -> DeploymentStatus:
+        if isinstance(self.deployment, Exception):
+            raise self.deployment
+        return self.deployment
+
+    async def aclient(self) -> Any:
+        return self
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+def texts(n: int) -> list[str]:
+    return [f"doc {i}" for i in range(n)]
+
+
+def test_plan_uses_allocations_times_threads() -> None:
+    plan = plan_batch(status(allocations=4, threads=2), docs=10_000)
+    assert plan.workers == 8
+    assert plan.in_flight == 16
+    assert plan.chunk_size == MAX_CHUNK
+
+
+def test_plan_for_a_small_batch_uses_small_chunks_and_respects_overrides() -> None:
+    assert plan_batch(status(allocations=4), docs=20).chunk_size == 1
+    plan = plan_batch(status(allocations=4), docs=20, chunk_size=5, in_flight=3)
+    assert (plan.chunk_size, plan.in_flight) == (5, 3)
+
+
+def test_plan_keeps_documents_in_flight_within_the_queue() -> None:
+    plan = plan_batch(status(allocations=8, queue_capacity=40), docs=100_000)
+    assert plan.in_flight * plan.chunk_size <= 40 + plan.workers
+
+
+def test_normalize_docs() -> None:
+    assert normalize_docs(["a", {"other": 1}], "text_field") == [{"text_field": "a"}, {"other": 1}]
+    with pytest.raises(InvalidParameterError, match="document 1"):
+        normalize_docs(["a", 3], "text_field")
+    with pytest.raises(InvalidParameterError, match="single str"):
+        normalize_docs("abc", "text_field")
+
+
+async def test_results_keep_document_order_with_requests_in_flight() -> None:
+    ml = FakeML(workers=4)
+    result = await abatch_infer(FakeHook(ml, status(allocations=4)), "my-e5", texts(300), chunk_size=3)
+    assert [r["echo"] for r in result.results] == texts(300)
+    assert result.requests == ml.calls == 100
+    assert ml.peak == 8  # two requests per allocation
+    assert result.summary()["docs"] == 300 and "results" not in result.summary()
+
+
+async def test_queue_full_backs_off_and_shrinks_the_window() -> None:
+    ml = FakeML(workers=2, errors=[429] * 6)
+    result = await abatch_infer(FakeHook(ml, status(allocations=2)), "my-e5", texts(40), chunk_size=2)
+    assert [r["echo"] for r in result.results] == texts(40)
+    assert result.rejected == 6
+    assert result.requests == 20 + 6
+
+
+async def test_queue_full_for_too_long_fails() -> None:
+    ml = FakeML(workers=1, errors=[429] * 1000)
+    with pytest.raises(TransientRequestError, match="queue stayed full"):
+        await abatch_infer(FakeHook(ml, status(allocations=1)), "my-e5", texts(3), max_queue_wait=0.2)
+
+
+async def test_transient_errors_are_retried_a_few_times() -> None:
+    ml = FakeML(workers=1, errors=[503, 502])
+    result = await abatch_infer(FakeHook(ml, status(allocations=1)), "my-e5", texts(2), chunk_size=2)
+    assert len(result.results) == 2 and result.rejected == 0
+    ml = FakeML(workers=1, errors=[503] * 10)
+    with pytest.raises(TransientRequestError, match="still failing"):
+        await abatch_infer(FakeHook(ml, status(allocations=1)), "my-e5", texts(2), chunk_size=2)
+
+
+async def test_terminal_errors_fail_at_once() -> None:
+    ml = FakeML(workers=1, errors=[409])
+    with pytest.raises(Exception, match="409") as info:
+        await abatch_infer(FakeHook(ml, status(allocations=1)), "my-e5", texts(5), chunk_size=1, in_flight=1)
+    assert not isinstance(info.value, TransientRequestError)
+    assert ml.calls == 1
+    with pytest.raises(DeploymentNotFoundError):
+        await abatch_infer(FakeHook(ml, DeploymentNotFoundError("gone")), "gone", texts(1))
+
+
+def test_sync_entry_point_closes_the_async_client() -> None:
+    async def build() -> FakeHook:
+        return FakeHook(FakeML(workers=2), status(allocations=2))
+
+    hook = asyncio.run(build())
+    result = batch_infer(hook, "my-e5", texts(10))  # type: ignore[arg-type]
+    assert [r["echo"] for r in result.results] == texts(10)
+    assert hook.closed == 1
+
+
+async def test_run_sync_works_inside_a_running_loop() -> None:
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    assert run_sync(answer()) == 42
+
+
+async def test_window_halves_on_rejection_and_grows_back() -> None:
+    window = InFlightWindow(8, cooldown=0.0)
+    await window.acquire()
+    await window.release(rejected=True)
+    assert window.limit == 4
+    for _ in range(4):
+        await window.acquire()
+        await window.release(rejected=False)
+    assert window.limit == 5

@@ -1,0 +1,88 @@
+"""BatchInferenceOperator: inputs, the small XCom summary, results to a file, and a cheap import."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_esml.exceptions import InvalidParameterError
+from airflow_esml.operators.inference import SMALL_BATCH, BatchInferenceOperator
+from tests.hooks.test_inference import FakeHook, FakeML, status, texts
+
+
+def operator(docs: Any, **kwargs: Any) -> BatchInferenceOperator:
+    op = BatchInferenceOperator(task_id="infer", deployment_id="my-e5", docs=docs, **kwargs)
+    op.__dict__["hook"] = asyncio.run(_hook())
+    return op
+
+
+async def _hook() -> FakeHook:
+    return FakeHook(FakeML(workers=2), status(allocations=2))
+
+
+def echoes(summary: dict[str, Any]) -> list[str]:
+    return [r["echo"] for r in summary["results"]]
+
+
+def test_summary_is_small_and_json_safe_for_a_large_batch() -> None:
+    summary = operator(texts(SMALL_BATCH + 1)).execute({})  # type: ignore[arg-type]
+    assert summary["docs"] == SMALL_BATCH + 1 and summary["allocations"] == 2
+    assert summary["docs_per_second"] > 0 and "results" not in summary
+    assert json.loads(json.dumps(summary)) == summary
+
+
+def test_small_batches_return_their_results_by_default() -> None:
+    summary = operator(texts(5)).execute({})  # type: ignore[arg-type]
+    assert echoes(summary) == texts(5)
+    assert "results" not in operator(texts(5), return_results=False).execute({})  # type: ignore[arg-type]
+
+
+def test_results_go_to_a_file_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "out" / "results.jsonl"
+    summary = operator(texts(150), output_path=str(path)).execute({})  # type: ignore[arg-type]
+    lines = [json.loads(line)["echo"] for line in path.read_text().splitlines()]
+    assert lines == texts(150)
+    assert summary["output_path"] == str(path) and "results" not in summary
+
+
+@pytest.mark.parametrize(
+    "docs",
+    [
+        json.dumps([{"text_field": "doc 0"}, {"text_field": "doc 1"}]),
+        str([{"text_field": "doc 0"}, {"text_field": "doc 1"}]),  # what {{ ti.xcom_pull(...) }} renders
+        lambda context: ["doc 0", "doc 1"],
+    ],
+)
+def test_docs_from_templates_and_callables(docs: Any) -> None:
+    assert echoes(operator(docs).execute({})) == ["doc 0", "doc 1"]  # type: ignore[arg-type]
+
+
+def test_bad_inputs_are_refused() -> None:
+    with pytest.raises(InvalidParameterError, match="not a JSON or Python list"):
+        operator("{{ not rendered").execute({})  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="return_results"):
+        BatchInferenceOperator(task_id="x", deployment_id="d", docs=[], return_results="yes")
+    with pytest.raises(InvalidParameterError, match="chunk_size"):
+        BatchInferenceOperator(task_id="x", deployment_id="d", docs=[], chunk_size=0)
+
+
+def test_an_empty_batch_sends_nothing() -> None:
+    op = operator([])
+    assert op.execute({})["docs"] == 0  # type: ignore[arg-type]
+    assert op.hook.ml.calls == 0  # type: ignore[attr-defined]
+
+
+def test_docs_is_templated() -> None:
+    assert "docs" in BatchInferenceOperator.template_fields
+
+
+def test_importing_the_operator_does_not_import_the_client() -> None:
+    code = "import sys, airflow_esml.operators.inference; print('elasticsearch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "False"
