@@ -1,0 +1,327 @@
+"""Deployment leases: the state kept in Elasticsearch and the pure decisions taken from it.
+
+Several DAG runs may need one deployment at overlapping times. Each holds a *lease* (how many allocations it
+needs, until when); the deployment's target is the larger of its *baseline* (its settings before the first
+lease) and every live lease's request, and the baseline comes back when the last lease goes. The I/O (the
+lease document in Elasticsearch, its lock, the update calls) is in :mod:`airflow_esml.lease_store`; this
+module only decides. Pure Python: no Airflow or Elasticsearch imports. See ``docs/leases.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from airflow_esml.exceptions import InvalidParameterError
+from airflow_esml.status import AdaptiveAllocations, DeploymentStatus
+
+DEFAULT_LEASES_INDEX = "esml-leases"
+DriftPolicy = Literal["respect", "restore"]
+DRIFT_POLICIES: tuple[str, ...] = ("respect", "restore")
+#: how many drift records a lease document keeps
+DRIFT_HISTORY = 10
+
+
+def check_drift_policy(value: str) -> DriftPolicy:
+    """``value`` if it is a drift policy; otherwise an :class:`InvalidParameterError` naming the choices."""
+    if value not in DRIFT_POLICIES:
+        raise InvalidParameterError(f"on_drift must be one of {DRIFT_POLICIES}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def lease_id_for(dag_id: str, run_id: str, name: str) -> str:
+    """The lease id of one DAG run's use of a deployment: the same for every try of the run's tasks."""
+    return f"{dag_id}/{run_id}/{name}"
+
+
+def lease_name_for(text: str) -> str:
+    """A lease name from free text (a task group id, a deployment id): no slashes, no spaces."""
+    return re.sub(r"[^A-Za-z0-9_.:-]+", "_", text) or "lease"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The allocation settings of a deployment that a lease changes and a restore puts back."""
+
+    number_of_allocations: int
+    adaptive_allocations: AdaptiveAllocations | None = None
+
+    @property
+    def adaptive_enabled(self) -> bool:
+        return self.adaptive_allocations is not None and self.adaptive_allocations.enabled
+
+    @classmethod
+    def of(cls, status: DeploymentStatus) -> Settings:
+        return cls(status.target_allocations, status.adaptive_allocations)
+
+    def matches(self, status: DeploymentStatus) -> bool:
+        """True when the deployment has these settings (with adaptive allocations on, the count is the scaler's)."""
+        if self.adaptive_enabled:
+            return status.adaptive_allocations == self.adaptive_allocations
+        return not status.adaptive_enabled and status.target_allocations == self.number_of_allocations
+
+    def describe(self) -> str:
+        if self.adaptive_enabled:
+            assert self.adaptive_allocations is not None
+            low = self.adaptive_allocations.min_number_of_allocations
+            high = self.adaptive_allocations.max_number_of_allocations
+            return f"adaptive allocations (min {low}, max {high})"
+        return f"{self.number_of_allocations} allocations"
+
+    def to_dict(self) -> dict[str, Any]:
+        adaptive = self.adaptive_allocations.to_dict() if self.adaptive_allocations else None
+        return {"number_of_allocations": self.number_of_allocations, "adaptive_allocations": adaptive}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Settings:
+        adaptive = data.get("adaptive_allocations")
+        return cls(int(data["number_of_allocations"]), AdaptiveAllocations.from_dict(adaptive) if adaptive else None)
+
+
+def update_body(goal: Settings, status: DeploymentStatus) -> dict[str, Any] | None:
+    """The ``_update`` body that gives the deployment ``goal`` (None when it already has it).
+
+    A fixed count on a deployment with adaptive allocations on switches them off in the same call; the
+    baseline keeps the adaptive settings, and the restore switches them back on.
+    """
+    if goal.matches(status):
+        return None
+    if goal.adaptive_enabled:
+        assert goal.adaptive_allocations is not None
+        return {"adaptive_allocations": goal.adaptive_allocations.to_dict()}
+    body: dict[str, Any] = {"number_of_allocations": goal.number_of_allocations}
+    if status.adaptive_enabled:
+        body["adaptive_allocations"] = {"enabled": False}
+    return body
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One run's claim on a deployment.
+
+    :param owner: who holds it (dag_id, run_id, task_id, try_number), for logs and the reaper.
+    """
+
+    lease_id: str
+    allocations: int
+    acquired_at: float
+    expires_at: float
+    owner: Mapping[str, Any] = field(default_factory=dict)
+
+    def expired(self, now: float) -> bool:
+        return now >= self.expires_at
+
+    def describe(self, now: float) -> str:
+        left = self.expires_at - now
+        when = f"expires in {left:.0f}s" if left > 0 else f"expired {-left:.0f}s ago"
+        return f"lease {self.lease_id} ({self.allocations} allocations, {when})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lease_id": self.lease_id,
+            "allocations": self.allocations,
+            "acquired_at": self.acquired_at,
+            "expires_at": self.expires_at,
+            "owner": dict(self.owner),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Lease:
+        return cls(
+            str(data["lease_id"]),
+            int(data["allocations"]),
+            float(data["acquired_at"]),
+            float(data["expires_at"]),
+            dict(data.get("owner") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Lock:
+    """The short-lived lock that serialises every change of the deployment made through leases."""
+
+    token: str
+    holder: str
+    expires_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"token": self.token, "holder": self.holder, "expires_at": self.expires_at}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Lock:
+        return cls(str(data["token"]), str(data.get("holder", "")), float(data["expires_at"]))
+
+
+@dataclass(frozen=True)
+class LeaseDoc:
+    """The lease document of one deployment (its ``_id`` is the deployment id).
+
+    :param baseline: what a restore puts back (replaced by a hand-made setting under ``on_drift="respect"``).
+    :param original_baseline: the settings before the first lease, as recorded.
+    :param applied: what the leases last gave the deployment (None before the first change).
+    :param pending: what a lock holder is about to give it (set before the update call, cleared after).
+    :param lock: the current lock, if any.
+    :param drift: the latest drift records, newest last.
+    :param write_id: a fresh id for every write, to recognise one's own write after a lost response.
+    """
+
+    deployment_id: str
+    baseline: Settings
+    original_baseline: Settings
+    leases: tuple[Lease, ...] = ()
+    applied: Settings | None = None
+    pending: Settings | None = None
+    lock: Lock | None = None
+    drift: tuple[Mapping[str, Any], ...] = ()
+    write_id: str = ""
+
+    @classmethod
+    def new(cls, deployment_id: str, baseline: Settings) -> LeaseDoc:
+        return cls(deployment_id, baseline, baseline)
+
+    def lease(self, lease_id: str) -> Lease | None:
+        return next((lease for lease in self.leases if lease.lease_id == lease_id), None)
+
+    def with_lease(self, lease: Lease) -> LeaseDoc:
+        """Add ``lease``, or renew the lease of the same id (its first ``acquired_at`` is kept)."""
+        old = self.lease(lease.lease_id)
+        if old is not None:
+            lease = replace(lease, acquired_at=old.acquired_at)
+        others = tuple(x for x in self.leases if x.lease_id != lease.lease_id)
+        return replace(self, leases=(*others, lease))
+
+    def without_lease(self, lease_id: str) -> LeaseDoc:
+        return replace(self, leases=tuple(x for x in self.leases if x.lease_id != lease_id))
+
+    def reaped(self, now: float) -> tuple[LeaseDoc, tuple[Lease, ...]]:
+        """This document without its expired leases, and those leases."""
+        gone = tuple(x for x in self.leases if x.expired(now))
+        return replace(self, leases=tuple(x for x in self.leases if not x.expired(now))), gone
+
+    def lock_held(self, now: float) -> bool:
+        return self.lock is not None and now < self.lock.expires_at
+
+    def expected(self) -> tuple[Settings, ...]:
+        """Settings the deployment may have through leases: the last applied (or the baseline) and a pending one."""
+        known = [self.applied or self.baseline]
+        if self.pending is not None:
+            known.append(self.pending)
+        return tuple(known)
+
+    def to_source(self) -> dict[str, Any]:
+        return {
+            "deployment_id": self.deployment_id,
+            "baseline": self.baseline.to_dict(),
+            "original_baseline": self.original_baseline.to_dict(),
+            "leases": [lease.to_dict() for lease in self.leases],
+            "applied": self.applied.to_dict() if self.applied else None,
+            "pending": self.pending.to_dict() if self.pending else None,
+            "lock": self.lock.to_dict() if self.lock else None,
+            "drift": [dict(d) for d in self.drift],
+            "write_id": self.write_id,
+        }
+
+    @classmethod
+    def from_source(cls, source: Mapping[str, Any]) -> LeaseDoc:
+        baseline = Settings.from_dict(source["baseline"])
+        original = source.get("original_baseline")
+        return cls(
+            deployment_id=str(source["deployment_id"]),
+            baseline=baseline,
+            original_baseline=Settings.from_dict(original) if original else baseline,
+            leases=tuple(Lease.from_dict(x) for x in source.get("leases") or ()),
+            applied=_settings_or_none(source.get("applied")),
+            pending=_settings_or_none(source.get("pending")),
+            lock=Lock.from_dict(source["lock"]) if source.get("lock") else None,
+            drift=tuple(source.get("drift") or ()),
+            write_id=str(source.get("write_id", "")),
+        )
+
+
+def _settings_or_none(data: Mapping[str, Any] | None) -> Settings | None:
+    return Settings.from_dict(data) if data else None
+
+
+def goal_settings(baseline: Settings, leases: Iterable[Lease]) -> Settings:
+    """The target: the baseline when no lease is live, else ``max(baseline, every lease's request)`` (fixed count)."""
+    requests = [lease.allocations for lease in leases]
+    if not requests:
+        return baseline
+    return Settings(max(baseline.number_of_allocations, *requests))
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A deployment whose settings were changed by someone else while leases were held.
+
+    :param expected: what the leases last gave it (or the baseline).
+    :param found: what it has now.
+    :param policy: the drift policy applied.
+    """
+
+    deployment_id: str
+    expected: Settings
+    found: Settings
+    policy: DriftPolicy
+    at: float
+
+    def message(self, goal: Settings, leases_left: int) -> str:
+        head = (
+            f"{self.deployment_id}: its settings were changed outside the leases (expected "
+            f"{self.expected.describe()}, found {self.found.describe()})"
+        )
+        if self.policy == "respect":
+            if leases_left:
+                tail = (
+                    f"; keeping the hand-made setting as the new baseline; {leases_left} live lease(s) still get "
+                    f"{goal.describe()}"
+                )
+            else:
+                tail = "; on_drift='respect': leaving the hand-made setting in place instead of restoring the baseline"
+            return head + tail + " (pass on_drift='restore' to overwrite it)"
+        return head + f"; on_drift='restore': overwriting it with {goal.describe()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "expected": self.expected.to_dict(),
+            "found": self.found.to_dict(),
+            "policy": self.policy,
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do to the deployment, decided from the lease document and the deployment's status.
+
+    :param goal: the settings the deployment should have.
+    :param body: the ``_update`` body that gives them, None when it already has them.
+    :param doc: the document to write once the deployment has ``goal`` (baseline, drift and applied updated).
+    """
+
+    goal: Settings
+    body: dict[str, Any] | None
+    doc: LeaseDoc
+    drift: Drift | None
+
+
+def decide(doc: LeaseDoc, status: DeploymentStatus, policy: DriftPolicy, now: float) -> Decision:
+    """Decide the deployment's settings from ``doc`` (already reaped) and its current ``status``.
+
+    Drift (the deployment has none of the settings the leases gave it) under ``"respect"`` makes the
+    hand-made setting the new baseline, so it is never lowered and is what the last release leaves; live
+    leases still get at least what they asked for. Under ``"restore"`` the baseline stays and is restored.
+    """
+    drift = None
+    baseline = doc.baseline
+    if not any(s.matches(status) for s in doc.expected()):
+        found = Settings.of(status)
+        drift = Drift(doc.deployment_id, doc.applied or doc.baseline, found, policy, now)
+        if policy == "respect":
+            baseline = found
+    goal = goal_settings(baseline, doc.leases)
+    history = doc.drift if drift is None else (*doc.drift, drift.to_dict())[-DRIFT_HISTORY:]
+    new_doc = replace(doc, baseline=baseline, drift=history, applied=goal, pending=None)
+    return Decision(goal, update_body(goal, status), new_doc, drift)
