@@ -82,6 +82,8 @@ def endpoint_name(method: str, template: str) -> str:
     :param method: HTTP method.
     :param template: path template such as ``/_ml/trained_models/{model_id}/_stats``.
     """
+    if template.rstrip("/") == "/_ml/info":
+        return "ml_info"
     literals = [s for s in template.strip("/").split("/") if s and not s.startswith("{")]
     if not literals:
         return "info" if method in ("GET", "HEAD") else "root"

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import random
@@ -15,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from airflow_esml.testing.cluster import Cluster
 from airflow_esml.testing.documents import DocumentStore
 from airflow_esml.testing.faults import Fault, FaultInjector
 from airflow_esml.testing.protocol import AuditLog, EsError, EsVersion, Route, SimRequest, SimResponse
@@ -23,8 +23,6 @@ from airflow_esml.testing.tls import Authenticator, TlsFiles, write_tls_files
 
 if TYPE_CHECKING:
     import elasticsearch
-
-    from airflow_esml.testing.cluster import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -54,26 +52,6 @@ def cluster_info(version: EsVersion, cluster_uuid: str) -> dict[str, Any]:
         },
         "tagline": "You Know, for Search",
     }
-
-
-class _NoCluster:
-    """Stand-in until the cluster model exists: no ML routes, nodes and models ignored."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "routes":
-            return lambda: []
-        return lambda *args, **kwargs: None
-
-
-def _make_cluster(**kwargs: Any) -> Cluster:
-    try:
-        module = importlib.import_module("airflow_esml.testing.cluster")
-    except ModuleNotFoundError:  # pragma: no cover - only while the cluster model is being written
-        log.warning("airflow_esml.testing.cluster not available: the simulator serves no ML APIs")
-        fallback: Any = _NoCluster()
-        return fallback
-    cluster: Cluster = module.Cluster(**kwargs)
-    return cluster
 
 
 class Simulator:
@@ -116,7 +94,7 @@ class Simulator:
         self._api_key, self._basic_auth = api_key, basic_auth
         self._tls_dir = tls_dir
         self.audit = AuditLog()
-        self.cluster = _make_cluster(
+        self.cluster = Cluster(
             version=self.version,
             audit=self.audit,
             load_seconds=load_seconds,
@@ -133,6 +111,7 @@ class Simulator:
         self._uuid = str(uuid.UUID(int=random.Random(seed).getrandbits(128))) if seed is not None else str(uuid.uuid4())
         self._stopping = threading.Event()
         self._server: SimHTTPServer | None = None
+        self._stopped = False
         self._thread: threading.Thread | None = None
         self.tls: TlsFiles | None = None
         self.url = ""
@@ -159,6 +138,8 @@ class Simulator:
         """Start serving; returns ``self``."""
         if self._server is not None:
             raise RuntimeError("simulator already started")
+        if self._stopped:
+            raise RuntimeError("a stopped simulator cannot be restarted; create a new Simulator")
         self.tls = write_tls_files(self._tls_dir) if self._tls_dir is not None else None
         auth = None
         if self._api_key is not None or self._basic_auth is not None:
@@ -193,11 +174,10 @@ class Simulator:
         if thread is not None:
             thread.join()
         server.close_connections()
+        self.cluster.close()  # wakes handler threads waiting inside the cluster model
         server.server_close()
-        closer = getattr(self.cluster, "close", None)
-        if callable(closer):
-            closer()
         self._server = self._thread = None
+        self._stopped = True
 
     def __enter__(self) -> Simulator:
         return self.start()

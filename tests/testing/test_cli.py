@@ -70,6 +70,15 @@ def test_cli_audit_over_http() -> None:
         assert proc.wait(timeout=15) == 0
 
 
+def test_cli_deploys_at_boot() -> None:
+    with running("--ml-node", "n1:4", "--model", "m1", "--deploy", "m1:2", "--load-seconds", "0.01") as (proc, url):
+        stats = _get(url + "/_ml/trained_models/m1/_stats")
+        deployment = stats["trained_model_stats"][0]["deployment_stats"]
+        assert deployment["number_of_allocations"] == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+
+
 def test_cli_rejects_bad_node_flag() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "airflow_esml.testing.simulator", "--ml-node", "nocolon"],

@@ -105,6 +105,8 @@ def test_endpoint_names() -> None:
     assert endpoint_name("GET", "/_ml/trained_models/{model_id}/_stats") == "stats"
     assert endpoint_name("GET", "/_ml/trained_models/{model_id}") == "models"
     assert endpoint_name("GET", "/") == "info"
+    assert endpoint_name("GET", "/_ml/info") == "ml_info"
+    assert endpoint_name("GET", "/_nodes/{node_id}") == "nodes"
 
 
 def test_unhandled_exception_is_500_without_traceback(simulator: Simulator) -> None:

@@ -6,9 +6,11 @@ import concurrent.futures
 import threading
 import time
 
+import elasticsearch
 import pytest
 
 from airflow_esml.testing import Simulator
+from tests.testing.conftest import EsTarget
 
 
 def test_url_and_lifecycle(no_stray_threads: None) -> None:
@@ -105,9 +107,58 @@ def test_connection_uri_plain(simulator: Simulator) -> None:
 
 
 def test_ml_routes_are_served(simulator: Simulator) -> None:
-    if not simulator.cluster.routes():
-        pytest.skip("cluster model without routes")
     with simulator.client() as es:
         models = es.ml.get_trained_models(model_id="my-e5")
-    assert models["count"] == 1
+        assert models["count"] == 1
+        es.ml.start_trained_model_deployment(model_id="my-e5", wait_for="started", number_of_allocations=1)
+        simulator.inject_fault(endpoint="update", status=429, times=2)
+        es.ml.update_trained_model_deployment(model_id="my-e5", number_of_allocations=2)
+        stats = simulator.cluster.wait_for("my-e5", "fully_allocated", timeout=5)
+        assert stats["allocation_status"]["allocation_count"] == 2
+    assert [e.data["status"] for e in simulator.audit.events("request", endpoint="update")] == [429, 429, 200]
     assert simulator.audit.events("request", endpoint="models")
+    assert [new for _, new in simulator.audit.target_history("my-e5")][-1] == 2
+
+
+def test_unknown_model_is_not_found(es_target: EsTarget) -> None:
+    with es_target.client() as es, pytest.raises(elasticsearch.NotFoundError) as info:
+        es.ml.get_trained_models(model_id="esml-no-such-model")
+    assert info.value.message == "resource_not_found_exception"
+
+
+def test_fail_node_over_http(simulator: Simulator) -> None:
+    with simulator.client() as es:
+        es.ml.start_trained_model_deployment(model_id="my-e5", wait_for="started", number_of_allocations=2)
+        es.perform_request(
+            "POST",
+            "/_sim/nodes/ml-node-2/_fail",
+            body={"reason": "disk on fire"},
+            headers={"content-type": "application/json"},
+        )
+    assert simulator.audit.events("node_failed")
+
+
+def test_stop_does_not_wait_for_a_blocked_start(no_stray_threads: None) -> None:
+    sim = Simulator(load_seconds=60).start()
+    es = sim.client(request_timeout=30, max_retries=0)
+    outcome: list[object] = []
+
+    def start() -> None:
+        try:
+            outcome.append(es.ml.start_trained_model_deployment(model_id="my-e5", wait_for="started", timeout="30s"))
+        except Exception as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=start)
+    caller.start()
+    deadline = time.monotonic() + 5
+    while not sim.audit.events("deployment_started") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    began = time.monotonic()
+    sim.stop()
+    assert time.monotonic() - began < 5
+    caller.join(10)
+    es.close()
+    assert not caller.is_alive() and outcome
+    with pytest.raises(RuntimeError, match="cannot be restarted"):
+        sim.start()
