@@ -343,6 +343,7 @@ class Cluster(InferenceOps):
                 self._changed.notify_all()
             drain = None if force else dep.engine.busy_until()
             while drain is not None and now < drain and self.deployments.get(deployment_id) is dep:
+                self._check_open()
                 self._changed.wait(timeout=min(drain - now, 0.05))
                 now = self._advance()
             if self.deployments.get(deployment_id) is dep:

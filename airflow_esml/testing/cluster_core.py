@@ -22,6 +22,7 @@ from airflow_esml.testing.es_values import new_id
 from airflow_esml.testing.placement import Placer, Plan, reduce_targets
 from airflow_esml.testing.protocol import AuditLog, EsError, EsVersion
 
+LOAD_SAMPLES = 3
 NOT_ENOUGH_FOR_UPDATE = (
     "Could not update deployment because there are not enough resources to provide all requested allocations"
 )
@@ -67,6 +68,7 @@ class ClusterCore:
         self._joins: list[tuple[float, int]] = []
         self._auto_seq = 0
         self.cluster_name = "esml-simulator"
+        self.closed = False
         self.data_node_id = new_id(self.rng)
 
     # -- time and audit ------------------------------------------------------------------------
@@ -127,8 +129,19 @@ class ClusterCore:
                 instants.append(dep.scaler.next_eval)
         return min(instants, default=None)
 
+    def close(self) -> None:
+        """Wake every thread waiting inside the model; their requests fail with 503 from now on."""
+        with self.lock:
+            self.closed = True
+            self._changed.notify_all()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise EsError(503, "node_closed_exception", "node closed")
+
     def _wait_changes(self, deadline: float) -> None:
         """Sleep (lock released) until the next scheduled change, a notification or ``deadline``."""
+        self._check_open()
         now = self._now()
         wake = min(x for x in (deadline, self._next_due()) if x is not None)
         self._changed.wait(timeout=min(max(wake - now, 0.0), 0.05) + 0.001)
@@ -277,8 +290,8 @@ class ClusterCore:
         assert dep.scaler is not None and dep.adaptive is not None
         interval = self.scaler.interval
         dep.scaler.next_eval = at + interval
-        docs = dep.engine.docs_since(at - interval, at)
-        load = docs * self.infer_seconds_per_doc / interval / dep.threads
+        window = interval * LOAD_SAMPLES  # smoothed, like the Kalman filter of Elasticsearch
+        load = dep.engine.demand_seconds(at - window, at) / window / dep.threads
         last = dep.engine.last_request if dep.engine.last_request is not None else dep.scaler.started_at
         wanted = desired_allocations(
             dep.adaptive, dep.target, load, at - last, at - dep.scaler.last_scale_up, self.scaler

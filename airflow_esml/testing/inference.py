@@ -139,6 +139,14 @@ class InferenceEngine:
     def next_completion(self) -> float | None:
         return self._done[0][0] if self._done else None
 
+    def demand_seconds(self, since: float, until: float) -> float:
+        """Work done in ``(since, until]`` plus the work still queued or running (the scaler's load sample).
+
+        Call after :meth:`complete_until` ``(until)``.
+        """
+        done = sum(ms for c in self.nodes.values() for end, ms in c.window if since < end <= until) / 1000.0
+        return done + sum(service for end, _, _, service in self._done if end > until)
+
     def docs_since(self, since: float, until: float) -> int:
         """Documents that arrived in ``(since, until]`` (the scaler's load sample)."""
         while self.arrivals and self.arrivals[0][0] < until - 3600:

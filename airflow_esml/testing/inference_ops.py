@@ -40,8 +40,9 @@ class InferenceOps(ClusterCore):
             dep = self._await_allocation(model_or_deployment_id, dep, deadline)
             now = self._advance()
             end = self._schedule(dep, len(docs), now, deadline, timeout)
-        while (left := end - self._now()) > 0:
+        while (left := end - self._now()) > 0 and not self.closed:
             time.sleep(min(left, 0.05))
+        self._check_open()
         return [fake_result(doc[field]) for doc in docs]
 
     def _resolve(self, ident: str) -> Deployment:
@@ -105,4 +106,5 @@ class InferenceOps(ClusterCore):
     def _sleep_until(self, instant: float) -> None:
         """Wait with the lock released (the caller holds it)."""
         while self._now() < instant:
+            self._check_open()
             self._changed.wait(timeout=min(instant - self._now(), 0.05))
