@@ -1,7 +1,9 @@
 """Batch inference on an Elasticsearch ML deployment that is scaled up only for the batch.
 
-Scale up as a setup task, wait until the allocations are started, infer a batch of documents, and scale
-back to the previous setting as a teardown that runs even when the inference fails.
+``scaled_deployment`` takes a lease on the deployment and scales it up (setup), waits until the allocations
+are started (setup), runs the tasks created inside the block, and releases the lease as a teardown that runs
+even when the inference fails: the deployment goes back to its baseline (adaptive settings included) unless
+another run still holds a lease on it. Several runs of this DAG, or of other DAGs, may share the deployment.
 """
 
 from __future__ import annotations
@@ -9,8 +11,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from airflow_esml.operators.deployment import UpdateDeploymentOperator
-from airflow_esml.sensors.deployment import AllocationsStartedSensor
+from airflow_esml.lifecycle import scaled_deployment
 
 with DAG(
     dag_id="esml_batch_inference",
@@ -24,20 +25,6 @@ with DAG(
     },
     tags=["example", "elasticsearch-ml"],
 ) as dag:
-    # [START howto_batch_inference]
-    scale_up = UpdateDeploymentOperator(
-        task_id="scale_up",
-        deployment_id="{{ params.deployment_id }}",
-        number_of_allocations="{{ params.allocations }}",
-    )
-    wait = AllocationsStartedSensor(
-        task_id="wait_for_allocations",
-        deployment_id="{{ params.deployment_id }}",
-        min_allocations="{{ params.allocations }}",
-        deferrable=True,
-        poke_interval=1,
-        timeout=600,
-    )
 
     @task
     def infer(params: dict | None = None) -> dict:
@@ -58,11 +45,13 @@ with DAG(
             "docs_per_second": round(len(results) / seconds, 1),
         }
 
-    scale_down = UpdateDeploymentOperator(
-        task_id="scale_down",
-        deployment_id="{{ params.deployment_id }}",
-        number_of_allocations="{{ ti.xcom_pull(task_ids='scale_up')['previous_number_of_allocations'] }}",
-    )
-
-    scale_up.as_setup() >> wait >> infer() >> scale_down.as_teardown(setups=scale_up)
+    # [START howto_batch_inference]
+    with scaled_deployment(
+        "{{ params.deployment_id }}",
+        number_of_allocations="{{ params.allocations }}",
+        deferrable=True,
+        poll_interval=1,
+        wait_timeout=600,
+    ):
+        infer()
     # [END howto_batch_inference]

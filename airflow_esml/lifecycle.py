@@ -1,0 +1,147 @@
+"""``scaled_deployment``: scale a deployment up around your own tasks, and always scale it back down.
+
+Usage::
+
+    with scaled_deployment("{{ params.deployment_id }}", number_of_allocations=8):
+        infer()  # every task created here runs after the allocations are started
+
+The block becomes a task group: ``acquire`` (setup: take this run's lease, scale to
+``max(baseline, every live lease)``), ``wait_for_allocations`` (setup: wait until the allocations are
+started), your tasks, and ``release`` (teardown: drop the lease; restore the baseline when no other run
+holds a lease). The teardown runs even when your tasks fail, and nothing is passed through XCom: the lease
+id comes from the DAG id, the run id and the group id. See ``docs/leases.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import TaskGroup, conf
+
+from airflow_esml.hooks import DEFAULT_CONN_ID
+from airflow_esml.leases import DEFAULT_LEASES_INDEX
+from airflow_esml.operators.lease import (
+    DEFAULT_LEASE_TTL,
+    AcquireDeploymentLeaseOperator,
+    ReleaseDeploymentLeaseOperator,
+)
+from airflow_esml.sensors.deployment import AllocationsStartedSensor
+
+
+@dataclass
+class ScaledDeployment:
+    """The tasks of a :func:`scaled_deployment` block (``release`` is set when the block ends).
+
+    For tasks created outside the block: ``handle.last_setup >> task >> handle.release``.
+    """
+
+    group: TaskGroup
+    acquire: AcquireDeploymentLeaseOperator
+    wait: AllocationsStartedSensor | None
+    release: ReleaseDeploymentLeaseOperator | None = None
+
+    @property
+    def setups(self) -> list[Any]:
+        return [self.acquire] if self.wait is None else [self.acquire, self.wait]
+
+    @property
+    def last_setup(self) -> Any:
+        return self.wait or self.acquire
+
+
+@contextmanager
+def scaled_deployment(
+    deployment_id: str,
+    number_of_allocations: int | str = 8,
+    *,
+    group_id: str = "scaled_deployment",
+    elasticsearch_conn_id: str = DEFAULT_CONN_ID,
+    lease_ttl: float | timedelta = DEFAULT_LEASE_TTL,
+    leases_index: str = DEFAULT_LEASES_INDEX,
+    on_drift: str = "respect",
+    wait: bool = True,
+    wait_timeout: float = 1800.0,
+    poll_interval: float = 5.0,
+    deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+    release_retries: int = 3,
+    release_retry_delay: timedelta = timedelta(seconds=30),
+) -> Iterator[ScaledDeployment]:
+    """A task group that holds a lease on ``deployment_id`` around the tasks created inside the ``with`` block.
+
+    :param deployment_id: the deployment to scale. (templated)
+    :param number_of_allocations: the allocations the block's tasks need. (templated)
+    :param group_id: the task group's id; also the lease name, so two blocks in one DAG hold two leases.
+    :param elasticsearch_conn_id: the Airflow connection to the cluster.
+    :param lease_ttl: how long the lease outlives a run that died without its teardown; longer than the work.
+    :param leases_index: the Elasticsearch index of the lease documents.
+    :param on_drift: ``"respect"`` (default) keeps a hand-made change as the new baseline, ``"restore"``
+        overwrites it; both log a WARNING.
+    :param wait: add the ``wait_for_allocations`` setup.
+    :param wait_timeout: seconds to wait for the allocations.
+    :param poll_interval: seconds between two looks at the deployment while waiting.
+    :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
+    :param release_retries: retries of the release teardown (a release that fails for good leaves the
+        deployment scaled up until the lease expires and the next lease operation or the reaper restores it).
+    :param release_retry_delay: the delay between two tries of the release.
+    """
+    common: dict[str, Any] = {
+        "deployment_id": deployment_id,
+        "elasticsearch_conn_id": elasticsearch_conn_id,
+        "leases_index": leases_index,
+        "on_drift": on_drift,
+    }
+    with TaskGroup(group_id=group_id, tooltip=f"scale {deployment_id} for the tasks inside") as group:
+        lease_name = group.group_id or group_id
+        acquire = AcquireDeploymentLeaseOperator(
+            task_id="acquire",
+            number_of_allocations=number_of_allocations,
+            lease_name=lease_name,
+            lease_ttl=lease_ttl,
+            **common,
+        )
+        sensor = None
+        if wait:
+            sensor = AllocationsStartedSensor(
+                task_id="wait_for_allocations",
+                deployment_id=deployment_id,
+                min_allocations=number_of_allocations,
+                elasticsearch_conn_id=elasticsearch_conn_id,
+                deferrable=deferrable,
+                poke_interval=poll_interval,
+                timeout=wait_timeout,
+            )
+        handle = ScaledDeployment(group, acquire, sensor)
+        ours = {task.task_id for task in handle.setups}
+        yield handle
+        user_tasks = [task for task in group if task.task_id not in ours]
+        release = ReleaseDeploymentLeaseOperator(
+            task_id="release",
+            lease_name=lease_name,
+            retries=release_retries,
+            retry_delay=release_retry_delay,
+            **common,
+        )
+        handle.release = release
+        _wire(handle, user_tasks, release)
+
+
+def _wire(handle: ScaledDeployment, user_tasks: list[Any], release: ReleaseDeploymentLeaseOperator) -> None:
+    """setups >> the user's first tasks; the user's last tasks >> release (a teardown of the setups)."""
+    acquire = handle.acquire.as_setup()
+    if handle.wait is not None:
+        acquire >> handle.wait.as_setup()
+    ids = {task.task_id for task in user_tasks}
+    roots = [task for task in user_tasks if task.upstream_task_ids.isdisjoint(ids)]
+    leaves = [task for task in user_tasks if task.downstream_task_ids.isdisjoint(ids)]
+    if roots:
+        handle.last_setup >> roots
+        leaves >> release
+    else:
+        handle.last_setup >> release
+    # not on_failure_fail_dagrun=True: it would make the teardown the run's only leaf, so a failed batch
+    # would end in a successful run; a failed release shows as a failed task and its lease expires
+    release.as_teardown(setups=handle.setups)

@@ -1,0 +1,284 @@
+"""Operators for deployment leases: acquire (scale up), release (scale down or restore) and reap.
+
+A lease is one DAG run's claim on a deployment, kept in Elasticsearch (see ``docs/leases.md``). Its id is
+made of the DAG id, the run id and ``lease_name``, so every try of the run's tasks uses the same lease, and
+the release task finds it without any XCom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.sdk import BaseOperator, conf
+
+from airflow_esml.exceptions import AllocationsTimeoutError, EsmlError, InvalidParameterError
+from airflow_esml.hooks import DEFAULT_CONN_ID
+from airflow_esml.leases import DEFAULT_LEASES_INDEX, check_drift_policy, lease_id_for
+from airflow_esml.plan import positive_int
+from airflow_esml.readiness import WaitWindow, verdict_from_event
+from airflow_esml.waiting import check_now, make_trigger, outcome, wait_in_worker
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_esml.hooks.ml import ElasticsearchMLHook
+    from airflow_esml.lease_store import LeaseStore
+
+DEFAULT_LEASE_TTL = timedelta(hours=4)
+T = TypeVar("T")
+
+
+def seconds(name: str, value: float | timedelta) -> float:
+    """``value`` in seconds (a number or a timedelta), which must be positive."""
+    number = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0:
+        raise InvalidParameterError(f"{name} must be a positive number of seconds or a timedelta, got {value!r}")
+    return float(number)
+
+
+class _LeaseOperator(BaseOperator):
+    """What the lease operators share: connection, lease index, drift policy and the store."""
+
+    def __init__(
+        self,
+        *,
+        elasticsearch_conn_id: str = DEFAULT_CONN_ID,
+        leases_index: str = DEFAULT_LEASES_INDEX,
+        on_drift: str = "respect",
+        lock_ttl: float = 120.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.elasticsearch_conn_id = elasticsearch_conn_id
+        self.leases_index = leases_index
+        self.on_drift = check_drift_policy(on_drift)
+        self.lock_ttl = seconds("lock_ttl", lock_ttl)
+
+    @cached_property
+    def hook(self) -> ElasticsearchMLHook:
+        from airflow_esml.hooks.ml import ElasticsearchMLHook
+
+        return ElasticsearchMLHook(self.elasticsearch_conn_id)
+
+    @cached_property
+    def store(self) -> LeaseStore:
+        from airflow_esml.lease_store import LeaseStore
+
+        return LeaseStore(self.hook, index=self.leases_index, lock_ttl=self.lock_ttl)
+
+
+class _RunLeaseOperator(_LeaseOperator):
+    """A lease operator that acts on this run's lease of one deployment."""
+
+    def __init__(self, *, deployment_id: str, lease_name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deployment_id = deployment_id
+        self.lease_name = lease_name
+
+    def lease_id(self, context: Context) -> str:
+        """``<dag_id>/<run_id>/<lease_name>``; the lease name defaults to the deployment id."""
+        return lease_id_for(self.dag_id, context["run_id"], self.lease_name or self.deployment_id)
+
+
+class AcquireDeploymentLeaseOperator(_RunLeaseOperator):
+    """Take (or renew) this run's lease on a deployment and scale it to ``max(baseline, every live lease)``.
+
+    The first lease records the deployment's settings (adaptive allocations included) as the baseline; a
+    retry of this task finds its lease and keeps that baseline. If the deployment cannot be scaled, or the
+    wait fails, the lease is released again before the task fails (a failed setup does not run its teardown).
+    The XCom result has the lease id, the baseline and the target.
+
+    :param deployment_id: the deployment. (templated)
+    :param number_of_allocations: the allocations this run needs. (templated)
+    :param lease_name: tells apart several leases of one run on one deployment; default the deployment id.
+        (templated)
+    :param lease_ttl: how long the lease lasts if the run dies without releasing it (seconds or timedelta);
+        make it longer than the work. A later acquire, release or :class:`ReapDeploymentLeasesOperator`
+        then reaps it.
+    :param leases_index: the Elasticsearch index of the lease documents. (templated)
+    :param on_drift: ``"respect"`` (default) keeps a setting changed by hand while leases are held as the new
+        baseline; ``"restore"`` overwrites it. Either way a WARNING says what happened.
+    :param lock_ttl: seconds the lease document's lock lasts if its holder dies.
+    :param wait_for_completion: wait until ``number_of_allocations`` allocations are started.
+    :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
+    :param poll_interval: seconds between two looks at the deployment while waiting.
+    :param timeout: seconds to wait for the allocations.
+    """
+
+    template_fields: Sequence[str] = (
+        "deployment_id",
+        "number_of_allocations",
+        "lease_name",
+        "leases_index",
+        "elasticsearch_conn_id",
+    )
+    ui_color = "#b8e3f5"
+
+    def __init__(
+        self,
+        *,
+        number_of_allocations: int | str,
+        lease_ttl: float | timedelta = DEFAULT_LEASE_TTL,
+        wait_for_completion: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 5.0,
+        timeout: float = 1800.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.number_of_allocations = number_of_allocations
+        self.lease_ttl = seconds("lease_ttl", lease_ttl)
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        allocations = positive_int("number_of_allocations", self.number_of_allocations)
+        lease_id = self.lease_id(context)
+        ti = context["ti"]
+        owner: dict[str, Any] = {"dag_id": self.dag_id, "run_id": context["run_id"], "task_id": self.task_id}
+        owner["try_number"] = getattr(ti, "try_number", None)
+        result = self.store.acquire(
+            self.deployment_id, lease_id, allocations, ttl=self.lease_ttl, owner=owner, on_drift=self.on_drift
+        ).to_dict()
+        result["requested_allocations"] = allocations
+        self.log.info(
+            "%s: lease %s holds %d allocations; the deployment's target is %s (baseline %s)",
+            self.deployment_id,
+            lease_id,
+            allocations,
+            result["number_of_allocations"],
+            result["original_baseline"],
+        )
+        if self.wait_for_completion:
+            result["deployment"] = self._guarded(context, lambda: self._wait(allocations, result))
+        return result
+
+    def _guarded(self, context: Context, wait: Callable[[], T]) -> T:
+        """Run ``wait``; if it fails, release the lease before failing (the teardown would not run)."""
+        try:
+            return wait()
+        except Exception:
+            self._roll_back(context)
+            raise
+
+    def _roll_back(self, context: Context) -> None:
+        lease_id = self.lease_id(context)
+        self.log.warning("%s: the wait failed; releasing lease %s", self.deployment_id, lease_id)
+        try:
+            self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift)
+        except Exception as exc:
+            self.log.warning("%s: could not release lease %s (%s); it will expire", self.deployment_id, lease_id, exc)
+
+    def _wait(self, needed: int, result: dict[str, Any]) -> dict[str, Any] | None:
+        window = WaitWindow.starting_now(self.timeout)
+        verdict = check_now(self.hook, self.deployment_id, needed, window)
+        if not verdict.done and self.deferrable:
+            self.log.info("%s; deferring", verdict.message)
+            self.defer(
+                trigger=make_trigger(
+                    deployment_id=self.deployment_id,
+                    elasticsearch_conn_id=self.elasticsearch_conn_id,
+                    min_allocations=needed,
+                    window=window,
+                    poll_interval=self.poll_interval,
+                ),
+                method_name="execute_complete",
+                kwargs={"result": result},
+                timeout=timedelta(seconds=self.timeout + 60),
+            )
+        if not verdict.done:
+            verdict = wait_in_worker(self.hook, self.deployment_id, needed, window, self.poll_interval, self.log)
+        self.log.info("%s", verdict.message)
+        return outcome(verdict, AllocationsTimeoutError)
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, result: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Resume after the trigger's event; a failed wait releases the lease before failing."""
+        verdict = verdict_from_event(event)
+        self.log.info("%s", verdict.message)
+        deployment = self._guarded(context, lambda: outcome(verdict, AllocationsTimeoutError))
+        return {**(result or {}), "deployment": deployment}
+
+
+class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
+    """Release this run's lease: the deployment gets ``max(baseline, the leases left)``, or its baseline back.
+
+    Meant as a teardown (``as_teardown(setups=acquire)``), so it runs even when the work failed. Releasing a
+    lease that is already gone (a retry, or reaped) is not an error. The XCom result says what was set and
+    whether the baseline was restored (``restored``) or a drift was found (``drift``).
+
+    :param deployment_id: the deployment. (templated)
+    :param lease_name: the lease name given to the acquire task; default the deployment id. (templated)
+    :param leases_index: the Elasticsearch index of the lease documents. (templated)
+    :param on_drift: ``"respect"`` (default) or ``"restore"``; see :class:`AcquireDeploymentLeaseOperator`.
+    """
+
+    template_fields: Sequence[str] = ("deployment_id", "lease_name", "leases_index", "elasticsearch_conn_id")
+    ui_color = "#d0e6f0"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        lease_id = self.lease_id(context)
+        result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
+        if result["target"] is None:
+            self.log.info("%s: no lease document; lease %s was already released", self.deployment_id, lease_id)
+        elif result["restored"]:
+            self.log.info("%s: last lease released; the deployment has %s", self.deployment_id, result["target"])
+        else:
+            self.log.info(
+                "%s: lease %s released; %d lease(s) left, target %s",
+                self.deployment_id,
+                lease_id,
+                len(result["leases"]),
+                result["target"],
+            )
+        return result
+
+
+class ReapDeploymentLeasesOperator(_LeaseOperator):
+    """Reap expired leases and put each deployment back in line with its live leases (a maintenance task).
+
+    Schedule it (for example hourly) so that a run that died without its teardown does not leave a
+    deployment scaled up longer than its lease's TTL. Deployments with no live lease get their baseline back.
+    The XCom result maps each deployment id to what was done.
+
+    :param deployment_ids: the deployments to check; default every deployment with a lease document.
+        (templated)
+    :param leases_index: the Elasticsearch index of the lease documents. (templated)
+    :param on_drift: ``"respect"`` (default) or ``"restore"``.
+    """
+
+    template_fields: Sequence[str] = ("deployment_ids", "leases_index", "elasticsearch_conn_id")
+    ui_color = "#e8eef2"
+
+    def __init__(self, *, deployment_ids: Sequence[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deployment_ids = deployment_ids
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ids = list(self.deployment_ids) if self.deployment_ids else self.store.deployment_ids()
+        results: dict[str, Any] = {}
+        failures: list[str] = []
+        for deployment_id in ids:
+            try:
+                outcome_ = self.store.reconcile(deployment_id, on_drift=self.on_drift)
+            except Exception as exc:
+                self.log.error("%s: reaping failed: %s", deployment_id, exc)
+                failures.append(f"{deployment_id}: {exc}")
+                continue
+            results[deployment_id] = outcome_.to_dict()
+            self.log.info(
+                "%s: %d lease(s) reaped, %d live; target %s",
+                deployment_id,
+                len(outcome_.reaped),
+                len(outcome_.leases),
+                outcome_.goal.describe() if outcome_.goal else "unchanged (no lease document)",
+            )
+        if failures:
+            raise EsmlError("reaping failed for " + "; ".join(failures))
+        return results
