@@ -9,7 +9,8 @@ from typing import Any, TypeVar, cast
 from airflow.sdk import BaseHook
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 
-from airflow_esml.exceptions import DeploymentNotFoundError
+from airflow_esml.capacity import CapacityReport
+from airflow_esml.exceptions import DeploymentNotFoundError, EsmlError
 from airflow_esml.hooks import DEFAULT_CONN_ID
 from airflow_esml.hooks.connection import client_kwargs
 from airflow_esml.hooks.retry import RetryPolicy
@@ -212,6 +213,89 @@ class ElasticsearchMLHook(BaseHook):
             True,
             f"Connected to Elasticsearch {info['version']['number']} ({info.get('cluster_name', '')})",
         )
+
+    # -- capacity (see airflow_esml.capacity) ---------------------------------------------------------
+
+    def get_ml_nodes(self) -> dict[str, Any]:
+        """``GET _nodes``: every node with its roles and attributes (needs the ``monitor`` privilege)."""
+        return dict(self.retry.call("nodes info", self.client.nodes.info).body)
+
+    def get_ml_info(self) -> dict[str, Any]:
+        """``GET _ml/info``: ML defaults and limits, e.g. ``limits.total_ml_processors``."""
+        return dict(self.retry.call("ML info", self.client.ml.info).body)
+
+    def get_all_deployments(self, page_size: int = 100) -> dict[str, Any]:
+        """``GET _ml/trained_models/_stats`` for every model, all pages merged into one response body."""
+        entries: list[Any] = []
+        start, count = 0, None
+        while count is None or start < count:
+            body = self.retry.call(
+                "stats of all deployments",
+                self.client.ml.get_trained_models_stats,
+                model_id="_all",
+                from_=start,
+                size=page_size,
+            ).body
+            count = int(body.get("count", 0))
+            page = list(body.get("trained_model_stats", []))
+            entries.extend(page)
+            start += page_size
+            if not page:
+                break
+        return {"count": count or 0, "trained_model_stats": entries}
+
+    def get_ml_autoscaling_settings(self) -> dict[str, Any]:
+        """The cluster settings that decide whether ML can autoscale (``xpack.ml.max_lazy_ml_nodes``,
+        ``xpack.ml.max_ml_node_size``), defaults included."""
+        return dict(
+            self.retry.call(
+                "cluster settings",
+                self.client.cluster.get_settings,
+                include_defaults=True,
+                flat_settings=True,
+                filter_path="*.xpack.ml.max_lazy_ml_nodes,*.xpack.ml.max_ml_node_size",
+            ).body
+        )
+
+    def get_capacity(self, status: DeploymentStatus, autoscaling: bool | None = None) -> CapacityReport:
+        """How many allocations of ``status``'s deployment the ML nodes can hold.
+
+        :param status: the deployment being scaled (its id and threads per allocation).
+        :param autoscaling: whether the cluster autoscales ML nodes; None reads the cluster settings
+            (and assumes no autoscaling when they are not readable).
+        """
+        from airflow_esml import capacity
+
+        used = capacity.processors_used(self.get_all_deployments(), status.deployment_id)
+        try:
+            nodes: tuple[capacity.MlNode, ...] | None = capacity.parse_ml_nodes(self.get_ml_nodes())
+        except EsmlError as exc:
+            self.log.warning("Cannot read the ML nodes (%s); using the _ml/info processor total", exc)
+            nodes = None
+        if autoscaling is None:
+            autoscaling = self._detect_autoscaling(nodes or ())
+        if nodes is not None:
+            return capacity.build_report(
+                status.deployment_id, status.threads_per_allocation, nodes, used, autoscaling=autoscaling
+            )
+        total = capacity.total_ml_processors(self.get_ml_info()) or 0
+        return capacity.pooled_report(
+            status.deployment_id, status.threads_per_allocation, total, sum(used.values()), autoscaling=autoscaling
+        )
+
+    def _detect_autoscaling(self, nodes: Sequence[Any]) -> bool:
+        from airflow_esml.capacity import scaling_possible
+
+        try:
+            settings = self.get_ml_autoscaling_settings()
+        except EsmlError as exc:
+            self.log.warning(
+                "Cannot read the ML autoscaling settings (%s); assuming the cluster does not autoscale "
+                "(pass autoscaling=True if it does)",
+                exc,
+            )
+            return False
+        return scaling_possible(settings, nodes)
 
 
 def pick_deployment(deployment_id: str, body: Mapping[str, Any]) -> DeploymentStatus:

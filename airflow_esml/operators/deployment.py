@@ -9,10 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, conf
 
-from airflow_esml.exceptions import AllocationsTimeoutError
+from airflow_esml.capacity import apply_capacity, needs_check, parse_policy
+from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, EsmlError
 from airflow_esml.hooks import DEFAULT_CONN_ID
+from airflow_esml.metrics import metrics_of
 from airflow_esml.plan import DesiredSettings, UpdatePlan, plan_update
-from airflow_esml.readiness import WaitWindow, verdict_from_event
+from airflow_esml.readiness import Verdict, WaitWindow, verdict_from_event
+from airflow_esml.status import DeploymentStatus
+from airflow_esml.steps import Step, parse_max_step, plan_steps, stopped_message
 from airflow_esml.waiting import check_now, make_trigger, outcome, wait_in_worker
 
 if TYPE_CHECKING:
@@ -39,11 +43,21 @@ class UpdateDeploymentOperator(BaseOperator):
     :param adaptive_policy: what to do when ``number_of_allocations`` is given but the deployment has adaptive
         allocations enabled: ``"fail"`` (default) refuses before changing anything; ``"disable"`` switches
         adaptive allocations off and sets the count in the same call.
-    :param wait_for_completion: wait until the new allocations are started.
+    :param wait_for_completion: wait until the new allocations are started; the XCom result then also holds
+        the deployment's ``metrics`` (throughput, average inference time, pending requests per allocation).
     :param deferrable: wait in the triggerer instead of a worker slot; defaults to
         ``[operators] default_deferrable``.
     :param poll_interval: seconds between two looks at the deployment while waiting.
-    :param timeout: seconds to wait for the allocations before failing.
+    :param timeout: seconds to wait for the allocations before failing (for ``max_step``: all steps together).
+    :param max_step: change the count gradually, at most this many allocations per update, waiting for each
+        step's allocations to be started before the next (in both directions; deferrable between steps). The
+        XCom result lists the ``steps``. None (default) changes it in one update.
+    :param capacity_policy: before a scale-up, read the ML nodes' allocated processors and what other
+        deployments use; when the request does not fit: ``"fail"`` (default) refuses before any change, saying
+        how many allocations fit and why; ``"fit"`` scales to what fits and says so (XCom ``capacity``);
+        ``"off"`` or None sends the request unchecked. Autoscaling clusters are never refused.
+    :param autoscaling: whether the cluster autoscales ML nodes; None (default) reads
+        ``xpack.ml.max_lazy_ml_nodes`` and ``xpack.ml.max_ml_node_size`` from the cluster settings.
     """
 
     template_fields: Sequence[str] = (
@@ -67,9 +81,15 @@ class UpdateDeploymentOperator(BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 5.0,
         timeout: float = 1800.0,
+        max_step: int | str | None = None,
+        capacity_policy: str | None = "fail",
+        autoscaling: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.max_step = max_step
+        self.capacity_policy = capacity_policy
+        self.autoscaling = autoscaling
         self.deployment_id = deployment_id
         self.number_of_allocations = number_of_allocations
         self.adaptive_allocations = adaptive_allocations
@@ -92,12 +112,114 @@ class UpdateDeploymentOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         desired = DesiredSettings.parse(self.number_of_allocations, self.adaptive_allocations)
+        max_step, policy = parse_max_step(self.max_step), parse_policy(self.capacity_policy)
         plan = plan_update(self.hook.get_deployment(self.deployment_id), desired, self.adaptive_policy)
-        self._apply(plan)
+        plan, capacity = self._check_capacity(plan, policy)
         result = update_result(plan)
+        if capacity is not None:
+            result["capacity"] = capacity
+        steps = gradual_steps(plan, max_step)
+        if len(steps) > 1:
+            result["steps"] = []
+            return self._run_steps(plan.body, steps, result, WaitWindow.starting_now(self.timeout))
+        self._apply(plan)
         if self.wait_for_completion:
             result["deployment"] = self._wait(result)
+            self._record_metrics(result)
         return result
+
+    def _check_capacity(self, plan: UpdatePlan, policy: str) -> tuple[UpdatePlan, dict[str, Any] | None]:
+        """Check a scale-up against the ML nodes; the XCom ``capacity`` entry is set when the request was cut."""
+        if not needs_check(plan, policy):
+            return plan, None
+        report = self.hook.get_capacity(plan.current, self.autoscaling)
+        plan, decision = apply_capacity(plan, report, policy)
+        self.log.info("%s", decision.message)
+        return plan, decision.to_dict() if decision.capped else None
+
+    # -- gradual scaling (max_step) -------------------------------------------------------------------
+
+    def _run_steps(
+        self, first_body: dict[str, Any] | None, steps: list[Step], result: dict[str, Any], window: WaitWindow
+    ) -> dict[str, Any]:
+        """Issue ``steps`` in order, waiting for each one's allocations (deferring between steps if deferrable)."""
+        goal = steps[-1].end
+        for step in steps:
+            body = {**(first_body or {}), "number_of_allocations": step.end}  # the first may also switch adaptive off
+            self.log.info("%s: %s", self.deployment_id, step.describe())
+            try:
+                self.hook.update_deployment(self.deployment_id, **body)
+            except EsmlError as exc:
+                raise type(exc)(
+                    stopped_message(
+                        self.deployment_id, step, goal=goal, target_now=step.start, started=None, reason=str(exc)
+                    )
+                ) from exc
+            if step.last and not self.wait_for_completion:
+                result["steps"].append({**step.to_dict(), "started_allocations": None})
+                return result
+            verdict = check_now(self.hook, self.deployment_id, step.end, window)
+            if not verdict.done and self.deferrable:
+                self.log.info("%s; deferring", verdict.message)
+                self.defer(
+                    trigger=make_trigger(
+                        deployment_id=self.deployment_id,
+                        elasticsearch_conn_id=self.elasticsearch_conn_id,
+                        min_allocations=step.end,
+                        window=window,
+                        poll_interval=self.poll_interval,
+                    ),
+                    method_name="resume_steps",
+                    kwargs={
+                        "result": result,
+                        "steps": [s.to_dict() for s in steps if s.index >= step.index],
+                        "window": [window.started_at, window.end_time],
+                    },
+                    timeout=timedelta(seconds=window.remaining() + 60),
+                )
+            if not verdict.done:
+                verdict = wait_in_worker(self.hook, self.deployment_id, step.end, window, self.poll_interval, self.log)
+            self._finish_step(verdict, step, goal, result)
+        return result
+
+    def _finish_step(self, verdict: Verdict, step: Step, goal: int, result: dict[str, Any]) -> None:
+        """Record a step whose wait ended; raise, saying where it stopped, if it did not succeed."""
+        self.log.info("%s", verdict.message)
+        started = verdict.status.started_allocations if verdict.status else None
+        if verdict.outcome != "success":
+            error = AllocationsTimeoutError if verdict.outcome == "timeout" else DeploymentFailedError
+            raise error(
+                stopped_message(
+                    self.deployment_id, step, goal=goal, target_now=step.end, started=started, reason=verdict.message
+                )
+            )
+        result["steps"].append({**step.to_dict(), "started_allocations": started})
+        if step.last:
+            result["deployment"] = verdict.status.to_dict() if verdict.status else None
+            self._record_metrics(result)
+
+    def resume_steps(
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        result: dict[str, Any] | None = None,
+        steps: list[dict[str, Any]] | None = None,
+        window: list[float] | None = None,
+    ) -> dict[str, Any]:
+        """Resume a gradual change after a step's trigger event: record that step, then issue the next ones."""
+        assert result is not None and steps and window
+        plan = [Step.from_dict(s) for s in steps]
+        self._finish_step(verdict_from_event(event), plan[0], plan[-1].end, result)
+        return self._run_steps(None, plan[1:], result, WaitWindow(window[0], window[1]))
+
+    def _record_metrics(self, result: dict[str, Any]) -> None:
+        """Add the deployment's performance figures (from the last status seen) to the result and the log."""
+        status = result.get("deployment")
+        if not status:
+            return
+        metrics = metrics_of(DeploymentStatus.from_dict(status))
+        result["metrics"] = metrics.to_dict()
+        self.log.info("%s: after the change: %s", self.deployment_id, metrics.describe())
 
     def _apply(self, plan: UpdatePlan) -> None:
         current = plan.current
@@ -147,7 +269,16 @@ class UpdateDeploymentOperator(BaseOperator):
         """Resume after the trigger's event: the result of :meth:`execute`, with the final status."""
         verdict = verdict_from_event(event)
         self.log.info("%s", verdict.message)
-        return {**(result or {}), "deployment": outcome(verdict, AllocationsTimeoutError)}
+        final = {**(result or {}), "deployment": outcome(verdict, AllocationsTimeoutError)}
+        self._record_metrics(final)
+        return final
+
+
+def gradual_steps(plan: UpdatePlan, max_step: int | None) -> list[Step]:
+    """The steps of a count change under ``max_step`` (none when there is no count change or no ``max_step``)."""
+    if max_step is None or plan.body is None or "number_of_allocations" not in plan.body:
+        return []
+    return plan_steps(plan.current.target_allocations, plan.body["number_of_allocations"], max_step)
 
 
 def update_result(plan: UpdatePlan) -> dict[str, Any]:
