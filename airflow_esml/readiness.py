@@ -118,9 +118,11 @@ class WaitWindow:
         return self.remaining(now) <= 0
 
     def progress(self, now: float | None = None) -> str:
-        """``41s of 600s``."""
+        """``41s of 600s`` (with tenths under ten seconds: ``0.4s of 2.0s``)."""
         elapsed = (time.time() if now is None else now) - self.started_at
-        return f"{elapsed:.0f}s of {self.end_time - self.started_at:.0f}s"
+        total = self.end_time - self.started_at
+        digits = 0 if total >= 10 else 1
+        return f"{elapsed:.{digits}f}s of {total:.{digits}f}s"
 
     def timed_out(self, last: Verdict) -> Verdict:
         """The timeout verdict, carrying the last status seen."""

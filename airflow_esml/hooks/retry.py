@@ -8,7 +8,7 @@ exceptions with a message that names the call and Elasticsearch's reason, and ne
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,8 @@ class RetryPolicy:
     """How often and how patiently a call is retried.
 
     :param attempts: attempts in all, the first included.
-    :param initial_wait: the first backoff in seconds; each next one doubles, with jitter.
+    :param initial_wait: the scale of the backoff: the n-th wait is random in [0, initial_wait * 2**n]
+        ("full jitter"), capped at ``max_wait``.
     :param max_wait: the longest single backoff in seconds.
     """
 
@@ -58,7 +59,7 @@ class RetryPolicy:
 
         return {
             "stop": tenacity.stop_after_attempt(self.attempts),
-            "wait": tenacity.wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait),
+            "wait": tenacity.wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait),
             "retry": tenacity.retry_if_exception(is_transient),
             "before_sleep": before_sleep,
             "reraise": True,
@@ -70,9 +71,12 @@ class RetryPolicy:
         except (elasticsearch.ApiError, elasticsearch.TransportError) as exc:
             raise translate(what, exc) from exc
 
-    async def acall(self, what: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    async def acall(self, what: str, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
+        async def attempt() -> Any:  # the client's methods return coroutines without being coroutine functions
+            return await fn(*args, **kwargs)
+
         try:
-            return await tenacity.AsyncRetrying(**self._kwargs(what))(fn, *args, **kwargs)
+            return await tenacity.AsyncRetrying(**self._kwargs(what))(attempt)
         except (elasticsearch.ApiError, elasticsearch.TransportError) as exc:
             raise translate(what, exc) from exc
 
