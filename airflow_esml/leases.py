@@ -9,7 +9,6 @@ module only decides. Pure Python: no Airflow or Elasticsearch imports. See ``doc
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -34,11 +33,6 @@ def check_drift_policy(value: str) -> DriftPolicy:
 def lease_id_for(dag_id: str, run_id: str, name: str) -> str:
     """The lease id of one DAG run's use of a deployment: the same for every try of the run's tasks."""
     return f"{dag_id}/{run_id}/{name}"
-
-
-def lease_name_for(text: str) -> str:
-    """A lease name from free text (a task group id, a deployment id): no slashes, no spaces."""
-    return re.sub(r"[^A-Za-z0-9_.:-]+", "_", text) or "lease"
 
 
 @dataclass(frozen=True)

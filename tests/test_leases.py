@@ -1,0 +1,151 @@
+"""The pure lease model: target computation, update bodies, the document's round trip, drift decisions."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_esml.exceptions import InvalidParameterError
+from airflow_esml.leases import (
+    Lease,
+    LeaseDoc,
+    Lock,
+    Settings,
+    check_drift_policy,
+    decide,
+    goal_settings,
+    lease_id_for,
+    update_body,
+)
+from airflow_esml.status import AdaptiveAllocations, DeploymentStatus
+
+ADAPTIVE = AdaptiveAllocations(True, 1, 4)
+
+
+def status(target: int, adaptive: AdaptiveAllocations | None = None) -> DeploymentStatus:
+    return DeploymentStatus(
+        "my-e5", "my-e5", "started", target, target, "fully_allocated", adaptive_allocations=adaptive
+    )
+
+
+def lease(lease_id: str, allocations: int, expires_at: float = 100.0) -> Lease:
+    return Lease(lease_id, allocations, 0.0, expires_at, {"dag_id": "d"})
+
+
+def doc(baseline: Settings, *leases: Lease, applied: Settings | None = None) -> LeaseDoc:
+    return LeaseDoc("my-e5", baseline, baseline, tuple(leases), applied=applied)
+
+
+@pytest.mark.parametrize(
+    ("baseline", "requests", "expected"),
+    [(1, [], 1), (1, [4], 4), (2, [1, 1], 2), (1, [3, 6, 2], 6), (8, [3], 8)],
+)
+def test_goal_is_the_larger_of_baseline_and_every_lease(baseline, requests, expected):
+    leases = [lease(f"l{i}", n) for i, n in enumerate(requests)]
+    assert goal_settings(Settings(baseline), leases) == Settings(expected)
+
+
+def test_goal_without_leases_is_the_baseline_with_its_adaptive_settings():
+    baseline = Settings(3, ADAPTIVE)
+    assert goal_settings(baseline, []) is baseline
+    assert goal_settings(baseline, [lease("a", 5)]) == Settings(5)
+
+
+def test_update_body_for_each_kind_of_change():
+    assert update_body(Settings(4), status(4)) is None
+    assert update_body(Settings(4), status(1)) == {"number_of_allocations": 4}
+    # a fixed count on an adaptive deployment switches adaptive allocations off in the same call
+    assert update_body(Settings(4), status(2, ADAPTIVE)) == {
+        "number_of_allocations": 4,
+        "adaptive_allocations": {"enabled": False},
+    }
+    # restoring an adaptive baseline sends only the adaptive settings (the scaler owns the count)
+    assert update_body(Settings(2, ADAPTIVE), status(4)) == {"adaptive_allocations": ADAPTIVE.to_dict()}
+    assert update_body(Settings(2, ADAPTIVE), status(3, ADAPTIVE)) is None
+
+
+def test_settings_match_ignores_the_count_under_adaptive_allocations():
+    assert Settings(1, ADAPTIVE).matches(status(3, ADAPTIVE))
+    assert not Settings(3).matches(status(3, ADAPTIVE))
+    assert Settings(3, AdaptiveAllocations(False)).matches(status(3, AdaptiveAllocations(False)))
+
+
+def test_document_round_trip():
+    original = LeaseDoc(
+        "my-e5",
+        Settings(2, ADAPTIVE),
+        Settings(1),
+        (lease("a", 4), lease("b", 2, 50.0)),
+        applied=Settings(4),
+        pending=Settings(5),
+        lock=Lock("t", "a", 9.0),
+        drift=({"at": 1.0, "policy": "respect"},),
+        write_id="w",
+    )
+    assert LeaseDoc.from_source(original.to_source()) == original
+
+
+def test_renewal_keeps_the_first_acquisition_time_and_reaping_drops_expired_leases():
+    first = doc(Settings(1)).with_lease(Lease("a", 2, 10.0, 20.0))
+    renewed = first.with_lease(Lease("a", 3, 15.0, 40.0))
+    assert renewed.leases == (Lease("a", 3, 10.0, 40.0),)
+    both = renewed.with_lease(lease("b", 1, expires_at=30.0))
+    kept, gone = both.reaped(now=35.0)
+    assert [x.lease_id for x in kept.leases] == ["a"]
+    assert [x.lease_id for x in gone] == ["b"]
+    assert both.without_lease("a").lease("a") is None
+
+
+def test_decide_without_drift_scales_to_the_leases():
+    decision = decide(doc(Settings(1), lease("a", 4)), status(1), "respect", now=1.0)
+    assert decision.goal == Settings(4)
+    assert decision.body == {"number_of_allocations": 4}
+    assert decision.drift is None
+    assert decision.doc.applied == Settings(4)
+
+
+def test_decide_recognises_a_pending_change_as_its_own():
+    pending = doc(Settings(1), lease("a", 4), applied=Settings(1))
+    pending = LeaseDoc.from_source({**pending.to_source(), "pending": Settings(4).to_dict()})
+    decision = decide(pending, status(4), "respect", now=1.0)
+    assert decision.drift is None
+    assert decision.body is None
+
+
+def test_decide_respects_a_hand_made_change_as_the_new_baseline():
+    held = doc(Settings(1), lease("a", 4), applied=Settings(4))
+    during = decide(held, status(6), "respect", now=1.0)
+    assert during.drift is not None and during.drift.found == Settings(6)
+    assert during.body is None  # 6 is above every lease: nothing to change
+    assert during.doc.baseline == Settings(6)
+    assert during.doc.original_baseline == Settings(1)
+    last = decide(during.doc.without_lease("a"), status(6), "respect", now=2.0)
+    assert last.drift is None and last.body is None and last.goal == Settings(6)
+
+
+def test_decide_keeps_live_leases_served_after_a_hand_made_decrease():
+    decision = decide(doc(Settings(1), lease("a", 4), applied=Settings(4)), status(2), "respect", now=1.0)
+    assert decision.body == {"number_of_allocations": 4}
+    assert decision.doc.baseline == Settings(2)
+    assert "still get 4 allocations" in decision.drift.message(decision.goal, 1)
+
+
+def test_decide_restore_policy_overwrites_the_hand_made_change():
+    decision = decide(doc(Settings(1), applied=Settings(4)), status(6), "restore", now=1.0)
+    assert decision.body == {"number_of_allocations": 1}
+    assert decision.doc.baseline == Settings(1)
+    assert "overwriting it with 1 allocations" in decision.drift.message(decision.goal, 0)
+    assert decision.doc.drift[-1]["found"] == Settings(6).to_dict()
+
+
+def test_restoring_an_adaptive_baseline_switches_adaptive_allocations_back_on():
+    baseline = Settings(2, ADAPTIVE)
+    decision = decide(doc(baseline, applied=Settings(5)), status(5), "respect", now=1.0)
+    assert decision.drift is None
+    assert decision.body == {"adaptive_allocations": ADAPTIVE.to_dict()}
+
+
+def test_names_and_policies():
+    assert lease_id_for("dag", "manual__1", "group") == "dag/manual__1/group"
+    assert check_drift_policy("restore") == "restore"
+    with pytest.raises(InvalidParameterError, match="on_drift must be one of"):
+        check_drift_policy("ignore")
