@@ -39,7 +39,9 @@ def api_error(excinfo: pytest.ExceptionInfo[elasticsearch.ApiError]) -> tuple[in
 
 def stats(client: elasticsearch.Elasticsearch, deployment_id: str) -> dict[str, Any]:
     body = client.ml.get_trained_models_stats(model_id=deployment_id).body
-    [entry] = [e for e in body["trained_model_stats"] if e.get("deployment_stats", {}).get("deployment_id") == deployment_id]
+    [entry] = [
+        e for e in body["trained_model_stats"] if e.get("deployment_stats", {}).get("deployment_id") == deployment_id
+    ]
     return dict(entry["deployment_stats"])
 
 

@@ -59,7 +59,11 @@ def test_new_route_starts_after_load_time(clock: ManualClock) -> None:
     clock.tick(0.02)
     stats = cluster.deployment_stats("my-e5")
     assert stats["state"] == "started"
-    assert stats["allocation_status"] == {"allocation_count": 1, "target_allocation_count": 1, "state": "fully_allocated"}
+    assert stats["allocation_status"] == {
+        "allocation_count": 1,
+        "target_allocation_count": 1,
+        "state": "fully_allocated",
+    }
     events = cluster.audit.events("route_state", deployment_id="my-e5", state="started")
     assert len(events) == 1
     assert events[0].at == pytest.approx(cluster.wall(1001.0))
@@ -80,7 +84,12 @@ def test_section_2_1_scale_from_1_to_3_on_two_nodes(clock: ManualClock) -> None:
         "reason": "",
     }
     [other] = [n for n in table if n != first_node]
-    assert table[other] == {"current_allocations": 1, "target_allocations": 1, "routing_state": "starting", "reason": ""}
+    assert table[other] == {
+        "current_allocations": 1,
+        "target_allocations": 1,
+        "routing_state": "starting",
+        "reason": "",
+    }
     assert cluster.deployment_stats("my-e5-batch")["allocation_status"]["allocation_count"] == 1
     clock.tick(0.2)  # node A applied 2 allocations, B still loading
     stats = cluster.deployment_stats("my-e5-batch")
@@ -104,7 +113,9 @@ def test_capacity_rule_never_oversubscribes(clock: ManualClock) -> None:
     assert cluster.target("my-e5") == 2
     cluster.update_deployment("my-e5", number_of_allocations=3)
     for node in cluster.nodes.values():
-        used = sum(d.routes[node.node_id].target * d.threads for d in cluster.deployments.values() if node.node_id in d.routes)
+        used = sum(
+            d.routes[node.node_id].target * d.threads for d in cluster.deployments.values() if node.node_id in d.routes
+        )
         assert used <= node.processors
 
 
@@ -206,7 +217,11 @@ def test_autoscale_keeps_target_and_adds_a_node(clock: ManualClock) -> None:
     assert added.at == pytest.approx(cluster.wall(1007.0))
     clock.tick(1.0)
     stats = cluster.deployment_stats("my-e5")
-    assert stats["allocation_status"] == {"allocation_count": 5, "target_allocation_count": 5, "state": "fully_allocated"}
+    assert stats["allocation_status"] == {
+        "allocation_count": 5,
+        "target_allocation_count": 5,
+        "state": "fully_allocated",
+    }
     assert "reason" not in stats
 
 

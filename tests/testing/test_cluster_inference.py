@@ -128,7 +128,10 @@ def test_adaptive_settings_merge_and_validation() -> None:
     base = AdaptiveSettings(enabled=True, min_number_of_allocations=1, max_number_of_allocations=4)
     merged = merge(base, {"max_number_of_allocations": 8})
     assert merged == AdaptiveSettings(True, 1, 8)
-    assert merge(merged, {"min_number_of_allocations": None}).to_dict() == {"enabled": True, "max_number_of_allocations": 8}
+    assert merge(merged, {"min_number_of_allocations": None}).to_dict() == {
+        "enabled": True,
+        "max_number_of_allocations": 8,
+    }
     assert AdaptiveSettings(True, 0, 2).errors() == []
     assert AdaptiveSettings(True, 3, 2).errors() == [
         "[min_number_of_allocations] must not be larger than [max_number_of_allocations]"

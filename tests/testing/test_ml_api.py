@@ -35,7 +35,11 @@ def test_fact1_allocation_count_counts_started_allocations(es: elasticsearch.Ela
         if early["allocation_status"]["allocation_count"] == 0:
             assert early["allocation_status"]["state"] == "starting"
         done = poll(es, "f1", "fully_allocated")
-        assert done["allocation_status"] == {"allocation_count": 2, "target_allocation_count": 2, "state": "fully_allocated"}
+        assert done["allocation_status"] == {
+            "allocation_count": 2,
+            "target_allocation_count": 2,
+            "state": "fully_allocated",
+        }
 
 
 def test_fact2_top_level_number_is_the_target(es: elasticsearch.Elasticsearch) -> None:
