@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_esml.exceptions import DeploymentFailedError
 from airflow_esml.hooks import DEFAULT_CONN_ID
+from airflow_esml.metrics import judge_performance, parse_bound
 from airflow_esml.plan import positive_int
 from airflow_esml.readiness import WaitWindow, verdict_from_event
 from airflow_esml.waiting import check_now, make_trigger, outcome
@@ -37,6 +38,10 @@ class AllocationsStartedSensor(BaseSensorOperator):
     :param elasticsearch_conn_id: the Airflow connection to the cluster. (templated)
     :param deferrable: wait in the triggerer instead of a worker slot; defaults to
         ``[operators] default_deferrable``.
+    :param max_pending_per_allocation: also wait until the deployment's queued requests per started
+        allocation are at most this (e.g. ``2``), so a batch does not start on a deployment still busy with
+        earlier work. Checked after the allocations are started; while deferrable, re-checked every
+        ``poke_interval`` from a short timer in the triggerer.
     """
 
     template_fields: Sequence[str] = ("deployment_id", "min_allocations", "elasticsearch_conn_id")
@@ -50,9 +55,11 @@ class AllocationsStartedSensor(BaseSensorOperator):
         elasticsearch_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: float = 5.0,
+        max_pending_per_allocation: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
+        self.max_pending_per_allocation = max_pending_per_allocation
         self.deployment_id = deployment_id
         self.min_allocations = min_allocations
         self.elasticsearch_conn_id = elasticsearch_conn_id
@@ -73,6 +80,7 @@ class AllocationsStartedSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         self._needed  # validate after templating, before the first request  # noqa: B018
+        self._max_pending  # noqa: B018
         if not self.deferrable:
             return super().execute(context)
         self._window = WaitWindow.starting_now(self.timeout)
@@ -93,12 +101,17 @@ class AllocationsStartedSensor(BaseSensorOperator):
                 poll_interval=self.poke_interval,
             ),
             method_name="execute_complete",
+            kwargs={"window": [self._window.started_at, self._window.end_time]},
             timeout=timedelta(seconds=self.timeout + 60),
         )
 
+    @property
+    def _max_pending(self) -> float | None:
+        return parse_bound("max_pending_per_allocation", self.max_pending_per_allocation)
+
     def poke(self, context: Context) -> PokeReturnValue:
         window = self._window or self._start_window(context)
-        verdict = check_now(self.hook, self.deployment_id, self._needed, window)
+        verdict = judge_performance(check_now(self.hook, self.deployment_id, self._needed, window), self._max_pending)
         self.log.info("%s", verdict.message)
         if verdict.outcome == "failed":
             raise DeploymentFailedError(verdict.message)
@@ -114,9 +127,32 @@ class AllocationsStartedSensor(BaseSensorOperator):
         return self._window
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None
+        self, context: Context, event: dict[str, Any] | None = None, window: list[float] | None = None
     ) -> dict[str, Any] | None:
         """Resume after the trigger's event (soft_fail is applied by the base class)."""
         verdict = verdict_from_event(event)
         self.log.info("%s", verdict.message)
-        return outcome(verdict, AirflowSensorTimeout)
+        value = outcome(verdict, AirflowSensorTimeout)
+        if self._max_pending is None:
+            return value
+        return self.resume_performance(context, window=window)
+
+    def resume_performance(
+        self, context: Context, event: Any = None, window: list[float] | None = None
+    ) -> dict[str, Any] | None:
+        """Deferrable wait for ``max_pending_per_allocation``: look once, else sleep ``poke_interval`` in the
+        triggerer (a timer) and look again, until the sensor's deadline."""
+        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+
+        self._window = WaitWindow(*window) if window else WaitWindow.starting_now(self.timeout)
+        result = self.poke(context)
+        if result.is_done:
+            return result.xcom_value
+        if self._window.expired():
+            raise AirflowSensorTimeout(f"{self.deployment_id}: timed out after {self._window.progress()}")
+        self.defer(
+            trigger=TimeDeltaTrigger(timedelta(seconds=min(self.poke_interval, self._window.remaining()))),
+            method_name="resume_performance",
+            kwargs={"window": [self._window.started_at, self._window.end_time]},
+            timeout=timedelta(seconds=self._window.remaining() + 60),
+        )
