@@ -20,6 +20,8 @@ from airflow_esml.hooks.inference import (
     run_sync,
 )
 from airflow_esml.status import DeploymentStatus
+from airflow_esml.testing import Simulator
+from airflow_esml.testing.inference import fake_result
 
 
 def status(allocations: int = 2, threads: int = 1, queue_capacity: int | None = 1024) -> DeploymentStatus:
@@ -182,3 +184,32 @@ async def test_window_halves_on_rejection_and_grows_back() -> None:
         await window.acquire()
         await window.release(rejected=False)
     assert window.limit == 5
+
+
+# -- against the simulator -------------------------------------------------------------------------------
+
+
+def test_batch_against_the_simulator_keeps_order_through_429s(sim: Simulator) -> None:
+    from airflow_esml.hooks.ml import ElasticsearchMLHook
+
+    sim.cluster.update_deployment("my-e5", number_of_allocations=2)
+    sim.cluster.wait_for("my-e5", "fully_allocated")
+    sim.inject_fault(endpoint="infer", status=429, times=5)
+    docs = texts(120)
+    result = batch_infer(ElasticsearchMLHook(), "my-e5", docs)
+    assert result.results == [fake_result(text) for text in docs]
+    assert result.rejected == 5 and result.plan.allocations == 2
+    infer = sim.audit.events("request", endpoint="infer")
+    assert len(infer) == result.requests and sum(e.data["status"] == 429 for e in infer) == 5
+
+
+def test_a_full_inference_queue_is_backed_off_not_failed(sim: Simulator) -> None:
+    from airflow_esml.hooks.ml import ElasticsearchMLHook
+
+    sim.cluster.start_deployment("my-e5", deployment_id="tiny-queue", queue_capacity=2, wait=True)
+    sim.cluster.set_infer_seconds_per_doc(0.01)
+    docs = texts(60)
+    result = batch_infer(ElasticsearchMLHook(), "tiny-queue", docs, chunk_size=2, in_flight=6)
+    assert result.results == [fake_result(text) for text in docs]
+    assert result.rejected > 0  # the simulator's own queue-full answers
+    assert sim.audit.events("inference", deployment_id="tiny-queue", status=429)

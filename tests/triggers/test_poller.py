@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from airflow_esml.exceptions import DeploymentNotFoundError, TransientRequestError
 from airflow_esml.readiness import WaitWindow
 from airflow_esml.status import DeploymentStatus
+from airflow_esml.testing import Simulator
 from airflow_esml.triggers import poller
+from airflow_esml.triggers.deployment import AllocationsStartedTrigger
 from airflow_esml.triggers.poller import active_pollers, poller_for, wait_pollers_stopped, wait_until_started
 
 INTERVAL = 0.05
@@ -215,3 +218,68 @@ async def test_the_shortest_interval_wins(fake: FakeStats) -> None:
     p.unsubscribe(fast)
     await p.wait_stopped()
     assert p.interval == poller.DEFAULT_INTERVAL  # no subscribers: back to the default
+
+
+# -- against the simulator: the requests the cluster really sees ------------------------------------------
+
+
+def trigger(
+    deployment_id: str, needed: int | None, interval: float, timeout: float = 20.0
+) -> AllocationsStartedTrigger:
+    now = time.time()
+    return AllocationsStartedTrigger(
+        deployment_id=deployment_id,
+        elasticsearch_conn_id="elasticsearch_default",
+        min_allocations=needed,
+        started_at=now,
+        end_time=now + timeout,
+        poll_interval=interval,
+    )
+
+
+async def first_event(t: AllocationsStartedTrigger) -> dict[str, Any]:
+    async for event in t.run():
+        return dict(event.payload)
+    raise AssertionError("no event")
+
+
+def stats_requests(sim: Simulator) -> list[Any]:
+    return sim.audit.events("request", endpoint="stats")
+
+
+async def test_fifty_triggers_cost_one_stats_request_per_interval(sim: Simulator) -> None:
+    sim.set_load_seconds(1.2)
+    sim.cluster.update_deployment("my-e5", number_of_allocations=8)  # a new route on the other node: 1.2 s
+    before = len(stats_requests(sim))
+    started = time.monotonic()
+    events = await asyncio.gather(*(first_event(trigger("my-e5", 8, 0.2)) for _ in range(50)))
+    elapsed = time.monotonic() - started
+    await wait_pollers_stopped()
+    assert [e["status"] for e in events] == ["success"] * 50
+    assert all(e["deployment"]["started_allocations"] == 8 for e in events)
+    polls = len(stats_requests(sim)) - before
+    assert 2 <= polls <= elapsed / 0.2 + 2  # one poll per interval, not 50
+    assert active_pollers() == []
+
+
+async def test_a_missing_deployment_fails_alone_against_the_cluster(sim: Simulator) -> None:
+    sim.set_load_seconds(0.6)
+    sim.cluster.update_deployment("my-e5", number_of_allocations=8)
+    ok, gone, duplicate = await asyncio.gather(
+        first_event(trigger("my-e5", 8, 0.1)),
+        first_event(trigger("gone", None, 0.1)),
+        first_event(trigger("my-e5", 8, 0.1)),
+    )
+    await wait_pollers_stopped()
+    assert gone["status"] == "failed" and "gone" in gone["message"]
+    assert ok["status"] == duplicate["status"] == "success"
+    paths = {e.data["path"] for e in stats_requests(sim)}
+    assert "/_ml/trained_models/gone,my-e5/_stats" in paths  # asked together, then one by one after the 404
+
+
+async def test_transient_stats_errors_keep_waiters_waiting(sim: Simulator) -> None:
+    sim.inject_fault(endpoint="stats", status=503, times=4)
+    event = await first_event(trigger("my-e5", None, 0.05))
+    await wait_pollers_stopped()
+    assert event["status"] == "success"
+    assert len(sim.audit.events("fault_injected")) == 4
