@@ -22,19 +22,12 @@ from airflow_esml.testing.deployment_params import (
 from airflow_esml.testing.es_values import format_time, parse_bytes
 from airflow_esml.testing.inference import InferenceEngine
 from airflow_esml.testing.inference_ops import InferenceOps
+from airflow_esml.testing.ml_errors import not_found_deployment, not_found_model, start_capacity_error
 from airflow_esml.testing.protocol import AuditLog, EsError, EsVersion, Route
 from airflow_esml.testing.stats import Renderer
 
 MAX_DEPLOYMENTS = 100
 _UNSET: Any = object()
-
-
-def not_found_deployment(deployment_id: str) -> EsError:
-    return EsError(404, "resource_not_found_exception", f"No known model deployment with id [{deployment_id}]")
-
-
-def not_found_model(model_id: str) -> EsError:
-    return EsError(404, "resource_not_found_exception", f"No known trained model with model_id [{model_id}]")
 
 
 class Cluster(InferenceOps):
@@ -178,7 +171,7 @@ class Cluster(InferenceOps):
             dep = self._new_deployment(model, dep_id, params, now)
             plan = self._placer(dep).plan(dep, dep.target)
             if not self.autoscale and plan.total < dep.target:
-                raise _start_capacity_error(plan.total, plan.reason)
+                raise start_capacity_error(plan.total, plan.reason)
             self.deployments[dep_id] = dep
             self._record("deployment_started", now, deployment_id=dep_id, model_id=model.model_id)
             self._record("target_changed", now, deployment_id=dep_id, model_id=dep.model_id, old=0, new=dep.target)
@@ -403,22 +396,3 @@ class Cluster(InferenceOps):
         from airflow_esml.testing.ml_api import MlApi
 
         return MlApi(self).routes()
-
-
-def _start_capacity_error(placed: int, reason: str | None) -> EsError:
-    if placed == 0:
-        return EsError(
-            429,
-            "status_exception",
-            "Could not start deployment because no ML nodes with sufficient capacity were found",
-            caused_by={
-                "type": "illegal_state_exception",
-                "reason": "Could not start deployment because no suitable nodes were found, "
-                f"allocation explanation [{reason or ''}]",
-            },
-        )
-    return EsError(
-        429,
-        "status_exception",
-        "Could not start deployment because there are not enough resources to provide all requested allocations",
-    )
