@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_esml.capacity import (
+    InsufficientCapacityError,
+    MlNode,
+    apply_capacity,
+    build_report,
+    check_adaptive_max,
+    decide,
+    needs_check,
+    parse_ml_nodes,
+    parse_policy,
+    pooled_report,
+    processors_used,
+    scaling_possible,
+    total_ml_processors,
+)
+from airflow_esml.exceptions import InvalidParameterError
+from airflow_esml.plan import DesiredSettings, plan_update
+from airflow_esml.status import DeploymentStatus
+
+NODES = {
+    "_nodes": {"total": 3},
+    "nodes": {
+        "id-data": {"name": "es-node-0", "roles": ["data", "master"], "attributes": {}},
+        "id-b": {"name": "ml-b", "roles": ["ml"], "attributes": {"ml.allocated_processors": "4",
+                                                                   "ml.machine_memory": "8589934592"}},
+        "id-a": {"name": "ml-a", "roles": ["ml", "remote_cluster_client"],
+                 "attributes": {"ml.allocated_processors": "2", "ml.allocated_processors_double": "1.5"}},
+    },
+}  # fmt: skip
+
+
+def deployment(dep_id: str, target: int, routes: list[tuple[str, str, int | None]], **extra: Any) -> dict[str, Any]:
+    nodes = []
+    for node_id, state, allocations in routes:
+        node: dict[str, Any] = {"node": {node_id: {"name": node_id}}, "routing_state": {"routing_state": state}}
+        if allocations is not None:
+            node["number_of_allocations"] = allocations
+        nodes.append(node)
+    stats = {"deployment_id": dep_id, "model_id": "m", "number_of_allocations": target, "threads_per_allocation": 1,
+             "state": "started", "priority": "normal", "nodes": nodes, **extra}  # fmt: skip
+    return {"model_id": "m", "deployment_stats": stats}
+
+
+def test_parse_ml_nodes_keeps_ml_nodes_and_rounds_processors_up():
+    assert parse_ml_nodes(NODES) == (
+        MlNode("id-a", "ml-a", 2),  # 1.5 allocated processors round up to 2
+        MlNode("id-b", "ml-b", 4, 8589934592),
+    )
+
+
+def test_processors_used_by_other_deployments():
+    stats = {
+        "trained_model_stats": [
+            {"model_id": "undeployed"},
+            deployment("me", 3, [("id-a", "started", 3)]),  # the deployment being scaled: not counted
+            deployment("two-threads", 2, [("id-b", "started", 1)], threads_per_allocation=2),
+            # 1 allocation started on id-a, 2 more reserved on its starting route on id-b
+            deployment("loading", 3, [("id-a", "started", 1), ("id-b", "starting", None)]),
+            deployment("low", 1, [("id-a", "started", 1)], priority="low"),  # planned separately
+            deployment("stopping", 1, [("id-a", "started", 1)], state="stopping"),
+            deployment("no-room", 4, [("id-b", "started", 1)]),  # 3 unplaced allocations use nothing
+        ]
+    }
+    assert processors_used(stats, "me") == {"id-a": 1, "id-b": 2 + 2 + 1}
+
+
+def test_report_and_decision_say_how_many_fit_and_why():
+    report = build_report("me", 2, parse_ml_nodes(NODES), {"id-a": 1, "id-b": 1})
+    assert [(n.name, n.free, n.fits) for n in report.nodes] == [("ml-a", 1, 0), ("ml-b", 3, 1)]
+    assert report.max_allocations == 1
+    with pytest.raises(InsufficientCapacityError) as excinfo:
+        decide(report, 1, 3, "fail")
+    message = str(excinfo.value)
+    assert "me: 3 allocations do not fit: the ML nodes can hold 1 allocations" in message
+    assert "ml-b: 4 allocated processors, 1 used by other deployments, 3 free -> 1" in message
+    assert "each allocation needs 2 processor(s)" in message and "Nothing was changed" in message
+
+
+@pytest.mark.parametrize(
+    ("current", "requested", "policy", "allowed", "fragment"),
+    [
+        (1, 6, "fit", 4, "scaling to 4 instead"),
+        (5, 6, "fit", 5, "staying at 5"),
+        (1, 4, "fail", 4, "4 allocations fit"),
+        (1, 9, "off", 9, "no capacity check"),
+        (6, 2, "fail", 2, "no capacity check"),  # scale-down: never checked
+    ],
+)
+def test_decide(current, requested, policy, allowed, fragment):
+    report = build_report("me", 1, [MlNode("n1", "n1", 4)], {})
+    decision = decide(report, current, requested, policy)
+    assert decision.allowed == allowed and fragment in decision.message
+    assert decision.capped == (allowed < requested)
+
+
+def test_autoscaling_clusters_are_not_refused():
+    report = build_report("me", 1, [MlNode("n1", "n1", 2)], {"n1": 2}, autoscaling=True)
+    decision = decide(report, 1, 10, "fail")
+    assert decision.allowed == 10 and "autoscales" in decision.message
+    assert check_adaptive_max(report, 50, "fail") == 50
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"defaults": {"xpack.ml.max_lazy_ml_nodes": "0", "xpack.ml.max_ml_node_size": "0b"}}, False),
+        ({"persistent": {"xpack.ml.max_lazy_ml_nodes": "3"}}, True),  # more lazy nodes than ML nodes
+        ({"persistent": {"xpack": {"ml": {"max_lazy_ml_nodes": 2}}}}, False),  # = ML nodes: nothing to add
+        ({"persistent": {"xpack.ml.max_ml_node_size": "16gb"}}, True),  # the smallest node (8gb) can grow
+        ({"persistent": {"xpack.ml.max_ml_node_size": "8gb"}}, False),
+        ({}, False),
+    ],
+)
+def test_scaling_possible_follows_elasticsearch_rule(settings, expected):
+    nodes = [MlNode("a", "a", 4, 8 * 2**30), MlNode("b", "b", 4, 16 * 2**30)]
+    assert scaling_possible(settings, nodes) is expected
+
+
+def test_pooled_report_from_ml_info():
+    total = total_ml_processors({"limits": {"total_ml_processors": 8}})
+    assert total == 8 and total_ml_processors({"limits": {}}) is None
+    report = pooled_report("me", 2, total, 3, autoscaling=False)
+    assert report.max_allocations == 2 and report.nodes[0].name == "all ML nodes"
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "off"), ("off", "off"), ("fail", "fail"), ("fit", "fit")])
+def test_parse_policy(value, expected):
+    assert parse_policy(value) == expected
+
+
+def test_parse_policy_refuses_unknown():
+    with pytest.raises(InvalidParameterError, match="capacity_policy must be one of"):
+        parse_policy("squeeze")
+
+
+def status(target: int = 1, **extra: Any) -> DeploymentStatus:
+    return DeploymentStatus("me", "m", "started", target, target, "fully_allocated", **extra)
+
+
+def test_apply_capacity_to_a_count_under_fit():
+    plan = plan_update(status(2), DesiredSettings(number_of_allocations=8))
+    report = build_report("me", 1, [MlNode("n1", "n1", 4)], {})
+    assert needs_check(plan, "fit") and not needs_check(plan, "off")
+    new_plan, decision = apply_capacity(plan, report, "fit")
+    assert new_plan.body == {"number_of_allocations": 4} and decision.capped
+    full = build_report("me", 1, [MlNode("n1", "n1", 4)], {"n1": 2})
+    unchanged, decision = apply_capacity(plan, full, "fit")
+    assert unchanged.body is None and "staying at 2" in decision.message
+
+
+def test_apply_capacity_to_adaptive_settings():
+    desired = DesiredSettings.parse(None, {"enabled": True, "min_number_of_allocations": 6,
+                                           "max_number_of_allocations": 12})  # fmt: skip
+    plan = plan_update(status(1), desired)
+    report = build_report("me", 1, [MlNode("n1", "n1", 4)], {})
+    assert needs_check(plan, "fail")
+    with pytest.raises(InsufficientCapacityError, match="6 allocations do not fit"):
+        apply_capacity(plan, report, "fail")
+    new_plan, decision = apply_capacity(plan, report, "fit")
+    assert new_plan.body == {"adaptive_allocations": {"enabled": True, "min_number_of_allocations": 4,
+                                                      "max_number_of_allocations": 4}}  # fmt: skip
+    assert decision.capped and "lowered from 12 to 4" in decision.message
+
+
+def test_adaptive_maximum_beyond_capacity_names_the_limit():
+    report = build_report("me", 1, [MlNode("n1", "n1", 4)], {})
+    with pytest.raises(InsufficientCapacityError, match=r"adaptive_allocations\['max_number_of_allocations'\]=9"):
+        check_adaptive_max(report, 9, "fail")
+    assert check_adaptive_max(report, 3, "fail") == 3 and check_adaptive_max(report, 9, "off") == 9
