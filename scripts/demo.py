@@ -47,6 +47,12 @@ def run_airflow(env: dict[str, str], *args: str, log: Path) -> int:
         return subprocess.run([sys.executable, "-m", "airflow", *args], env=env, stdout=out, stderr=out).returncode
 
 
+def run_state(log: Path) -> str:
+    """``successful`` or ``failed``, from Airflow's "Marking run ... <state>" line."""
+    marks = [line for line in log.read_text().splitlines() if "Marking run <DagRun" in line]
+    return marks[-1].split("> ")[-1].split()[0] if marks else "unknown (no run was marked)"
+
+
 def summarise(url: str) -> str:
     targets = [e for e in audit(url, "target_changed") if e["data"].get("deployment_id") == DEPLOYMENT]
     started = [e for e in audit(url, "route_state") if e["data"].get("state") == "started"]
@@ -89,9 +95,10 @@ def main() -> int:
         print(f"running {DAG_ID} with airflow dags test ...")
         started = time.monotonic()
         code = run_airflow(env, "dags", "test", DAG_ID, log=log)
-        print(f"airflow dags test finished in {time.monotonic() - started:.1f}s with exit code {code}")
+        state = run_state(log)
+        print(f"airflow dags test finished in {time.monotonic() - started:.1f}s: DAG run {state}")
         print(summarise(url))
-        return code
+        return 0 if code == 0 and state == "successful" else 1
     finally:
         proc.terminate()
         proc.wait(timeout=10)
