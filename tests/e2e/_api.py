@@ -129,9 +129,9 @@ class AirflowApi:
         return str(self.wait_for(f"run {dag_id}/{run_id} to finish", finished, timeout, interval=1))
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
-        """The task's log for one try as the API serves it (task and trigger logs merged)."""
+        """The task's log for one try as the API serves it (task and trigger logs merged), as NDJSON."""
         path = f"{self.run_path(dag_id, run_id)}/taskInstances/{quote(task_id, safe='')}/logs/{try_number}"
-        response = self.client.get(path, params={"full_content": True}, headers={"Accept": "text/plain"})
+        response = self.client.get(path, params={"full_content": True}, headers={"Accept": "application/x-ndjson"})
         response.raise_for_status()
         return response.text
 

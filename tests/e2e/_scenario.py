@@ -15,15 +15,16 @@ from tests.e2e._watch import RunWatch, watch_runs
 
 RUN_TIMEOUT = 240.0
 PROBE = ("e2e_probe", "wait_in_triggerer")
-BATCH = ("esml_batch_inference", "wait_for_allocations")
-HOURS = ("esml_business_hours", "wait_for_allocations")
+BATCH = "esml_batch_inference"
+HOURS = "esml_business_hours"
 TLS_DAG = "e2e_tls_and_failures"
+SENSOR = "AllocationsStartedSensor"
 
 #: conf of each triggered run: every DAG works on its own deployment of the simulator.
 RUN_CONF: dict[str, dict[str, Any]] = {
     PROBE[0]: {},
-    BATCH[0]: {"deployment_id": "batch-e5", "allocations": 3, "documents": 200},
-    HOURS[0]: {"deployment_id": "hours-e5", "business_allocations": 2, "off_hours_allocations": 2},
+    BATCH: {"deployment_id": "batch-e5", "allocations": 3, "documents": 200},
+    HOURS: {"deployment_id": "hours-e5", "business_allocations": 2, "off_hours_allocations": 2},
     TLS_DAG: {},
 }
 
@@ -36,18 +37,35 @@ class Phase:
     :param runs: dag_id -> run_id.
     :param watch: what was seen while they ran.
     :param crash: the triggerer crash done during the phase.
+    :param replacement_alive: whether the replacement triggerer was still running when the runs ended.
     """
 
     runs: dict[str, str]
     watch: RunWatch
     crash: TriggererCrash
+    replacement_alive: bool
 
 
 @dataclass
 class Scenario:
+    """
+    Both phases.
+
+    :param probe: the probe DAG alone.
+    :param plugin: the example DAGs and the TLS DAG together.
+    :param sensors: dag_id -> task ids of its ``AllocationsStartedSensor`` tasks (from the REST API).
+    """
+
     probe: Phase
     plugin: Phase
+    sensors: dict[str, list[str]]
     all_runs: dict[str, str] = field(default_factory=dict)
+
+
+def sensor_tasks(api: AirflowApi, dag_id: str) -> list[str]:
+    """The DAG's ``AllocationsStartedSensor`` tasks, whatever the example DAG calls them."""
+    tasks = api.get(f"/dags/{dag_id}/tasks")["tasks"]
+    return sorted(task["task_id"] for task in tasks if task["operator_name"] == SENSOR)
 
 
 def run_phase(stack: AirflowStack, api: AirflowApi, dag_ids: list[str], crash_during: tuple[str, str]) -> Phase:
@@ -67,11 +85,18 @@ def run_phase(stack: AirflowStack, api: AirflowApi, dag_ids: list[str], crash_du
         runs[dag_id] = api.trigger(dag_id, RUN_CONF[dag_id])
     crash = TriggererCrash(stack, *crash_during)
     watch = watch_runs(api, list(runs.items()), RUN_TIMEOUT, on_sample=crash)
-    return Phase(runs=runs, watch=watch, crash=crash)
+    alive = crash.replacement is not None and crash.replacement.alive()
+    return Phase(runs=runs, watch=watch, crash=crash, replacement_alive=alive)
 
 
 def run_scenario(stack: AirflowStack, api: AirflowApi) -> Scenario:
     """The probe alone (a clean view of pool slots), then the example DAGs and the TLS DAG together."""
     probe = run_phase(stack, api, [PROBE[0]], crash_during=PROBE)
-    plugin = run_phase(stack, api, [BATCH[0], HOURS[0], TLS_DAG], crash_during=BATCH)
-    return Scenario(probe=probe, plugin=plugin, all_runs={**probe.runs, **plugin.runs})
+    sensors = {}
+    for dag_id in (BATCH, HOURS):
+        api.wait_for_dag(dag_id, 120)
+        sensors[dag_id] = sensor_tasks(api, dag_id)
+        if not sensors[dag_id]:
+            raise AssertionError(f"example DAG {dag_id} has no {SENSOR} task")
+    plugin = run_phase(stack, api, [BATCH, HOURS, TLS_DAG], crash_during=(BATCH, sensors[BATCH][0]))
+    return Scenario(probe=probe, plugin=plugin, sensors=sensors, all_runs={**probe.runs, **plugin.runs})

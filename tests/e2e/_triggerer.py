@@ -14,8 +14,9 @@ from tests.e2e._watch import RunWatch
 @dataclass
 class TriggererCrash:
     """
-    A ``watch_runs`` callback: once ``task_id`` of ``dag_id`` is deferred in a triggerer, SIGKILL that
-    triggerer's process group and start a new triggerer.
+    A ``watch_runs`` callback: once ``task_id`` of ``dag_id`` is deferred and its trigger is running in a
+    triggerer (the REST API names the triggerer job, and that job has written the trigger's log), SIGKILL
+    that triggerer's process group and start a new triggerer.
 
     :param stack: the Airflow stack.
     :param dag_id: the DAG of the task to watch.
@@ -30,9 +31,13 @@ class TriggererCrash:
     crashed_job_ids: set[int] = field(default_factory=set)
 
     def __call__(self, watch: RunWatch) -> None:
-        jobs = watch.triggerer_jobs.get((self.dag_id, self.task_id))
-        if self.crashed is None and jobs:
-            self.crashed_job_ids = set(jobs)
+        if self.crashed is not None:
+            return
+        jobs = watch.triggerer_jobs.get((self.dag_id, self.task_id), set())
+        logs = trigger_log_files(self.stack.logs_folder, self.dag_id, self.task_id)
+        running_in = {job for job in jobs if job in logs and "starting" in logs[job].read_text()}
+        if running_in:
+            self.crashed_job_ids = running_in
             self.crashed, self.replacement = self.stack.crash_and_restart_triggerer()
 
 

@@ -21,10 +21,11 @@ E2E_DAGS = Path(__file__).resolve().parent / "dags"
 
 #: Seconds an allocation takes to load in the simulator: the window in which sensors are deferred.
 LOAD_SECONDS = float(os.environ.get("ESML_E2E_LOAD_SECONDS", "8"))
-#: The simulator's cluster: two ML nodes, the models the example DAGs and the e2e DAGs use.
+#: The simulator's cluster: every DAG works on its own model. ML nodes have one processor each, so every
+#: added allocation needs a new route on another node, which takes LOAD_SECONDS to load (growing a route
+#: that exists is almost instant): the sensors have something to wait for, in the triggerer.
 SIMULATOR_ARGS = [
-    "--ml-node", "ml-node-1:12",
-    "--ml-node", "ml-node-2:12",
+    *(arg for n in range(1, 11) for arg in ("--ml-node", f"ml-node-{n}:1")),
     "--model", "my-e5", "--deploy", "my-e5:1",
     "--model", "batch-e5", "--deploy", "batch-e5:1",
     "--model", "hours-e5", "--deploy", "hours-e5:1",

@@ -13,7 +13,8 @@ import pytest
 from tests.e2e._airflow import AirflowStack
 from tests.e2e._api import AirflowApi
 from tests.e2e._database import DATABASE_URL_ENV
-from tests.e2e._scenario import BATCH, HOURS, PROBE, TLS_DAG, Phase, Scenario
+from tests.e2e._scenario import BATCH, HOURS, PROBE, RUN_CONF, TLS_DAG, Phase, Scenario
+from tests.e2e._simulator import RunningSimulator
 from tests.e2e._triggerer import trigger_log_files
 from tests.e2e._watch import failure_report
 from tests.e2e.conftest import EXAMPLE_DAGS, example_dag_files
@@ -31,7 +32,7 @@ def assert_resumed_after_crash(stack: AirflowStack, api: AirflowApi, phase: Phas
     crash = phase.crash
     assert crash.crashed is not None, f"{crash.dag_id}.{crash.task_id} was never seen deferred"
     assert crash.crashed.popen.returncode is not None
-    assert crash.replacement is not None and crash.replacement.alive()
+    assert phase.replacement_alive
     logs = trigger_log_files(stack.logs_folder, crash.dag_id, crash.task_id)
     assert crash.crashed_job_ids < set(logs), (crash.crashed_job_ids, logs)
     (new_job,) = set(logs) - crash.crashed_job_ids
@@ -76,23 +77,42 @@ def test_deferred_probe_holds_no_slot_and_survives_triggerer_crash(
 
 
 def test_example_dags_succeed_with_sensors_deferred(api: AirflowApi, scenario: Scenario) -> None:
+    """Both example DAGs succeed; each AllocationsStartedSensor waited in a triggerer, not in a worker."""
     phase = scenario.plugin
-    for dag_id, task_id in (BATCH, HOURS):
+    for dag_id in (BATCH, HOURS):
         assert_succeeded(api, phase, dag_id)
-        states = phase.watch.states[(dag_id, task_id)]
-        assert "deferred" in states and "running" not in states[states.index("deferred") :], states
-        task_instance = api.task_instance(dag_id, phase.runs[dag_id], task_id)
-        assert task_instance["operator"] == "AllocationsStartedSensor"
-        assert task_instance["state"] == "success"
-    batch = api.xcom_values(BATCH[0], phase.runs[BATCH[0]])
-    assert batch["infer/return_value"]["documents"] == 200
-    assert batch["scale_up/return_value"]["previous_number_of_allocations"] == 1
+        for task_id in scenario.sensors[dag_id]:
+            assert phase.watch.saw(dag_id, task_id, "deferred"), phase.watch.states[(dag_id, task_id)]
+            assert phase.watch.triggerer_jobs[(dag_id, task_id)], "deferred without a triggerer job"
+            assert api.task_instance(dag_id, phase.runs[dag_id], task_id)["state"] == "success"
+    assert any(sample["deferred_slots"] >= 1 for sample in phase.watch.deferred_pool_samples)
+    xcom = api.xcom_values(BATCH, phase.runs[BATCH])
+    (summary,) = [value for key, value in xcom.items() if key.endswith("infer/return_value")]
+    assert summary["documents"] == RUN_CONF[BATCH]["documents"], xcom
+
+
+def test_example_dags_leave_deployments_as_intended(
+    simulator: RunningSimulator, scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read back from the cluster: the batch's teardown restored the baseline; business hours scaled."""
+    from airflow_esml.hooks.ml import ElasticsearchMLHook
+
+    assert scenario.plugin.runs.keys() >= {BATCH, HOURS}
+    monkeypatch.setenv("AIRFLOW_CONN_ESML_E2E_CHECK", simulator.connection_json())
+    hook = ElasticsearchMLHook("esml_e2e_check")
+    try:
+        batch = hook.get_deployment(RUN_CONF[BATCH]["deployment_id"])
+        hours = hook.get_deployment(RUN_CONF[HOURS]["deployment_id"])
+    finally:
+        hook.close()
+    assert batch.target_allocations == 1, batch  # the simulator booted it with one allocation
+    assert (hours.target_allocations, hours.started_allocations) == (2, 2), hours
 
 
 def test_plugin_sensor_survives_triggerer_crash(
     airflow_stack: AirflowStack, api: AirflowApi, scenario: Scenario
 ) -> None:
-    assert_succeeded(api, scenario.plugin, BATCH[0])
+    assert_succeeded(api, scenario.plugin, BATCH)
     assert_resumed_after_crash(airflow_stack, api, scenario.plugin)
 
 
