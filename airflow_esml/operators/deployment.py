@@ -143,6 +143,8 @@ class UpdateDeploymentOperator(BaseOperator):
         self, first_body: dict[str, Any] | None, steps: list[Step], result: dict[str, Any], window: WaitWindow
     ) -> dict[str, Any]:
         """Issue ``steps`` in order, waiting for each one's allocations (deferring between steps if deferrable)."""
+        if not steps:  # resumed after the last step
+            return result
         goal = steps[-1].end
         for step in steps:
             body = {**(first_body or {}), "number_of_allocations": step.end}  # the first may also switch adaptive off
