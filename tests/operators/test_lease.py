@@ -1,0 +1,167 @@
+"""The lease operators against the simulator: acquire, release, wait and roll back, reap."""
+
+from __future__ import annotations
+
+import json
+import time
+from types import SimpleNamespace
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, InvalidParameterError
+from airflow_esml.operators.lease import (
+    AcquireDeploymentLeaseOperator,
+    ReapDeploymentLeasesOperator,
+    ReleaseDeploymentLeaseOperator,
+)
+from tests.helpers import requests_to
+from tests.lease_helpers import lease_doc, make_store
+
+ADAPTIVE = {"enabled": True, "min_number_of_allocations": 1, "max_number_of_allocations": 4}
+
+
+def context(run_id: str = "manual__1", try_number: int = 1) -> dict:
+    return {"run_id": run_id, "ti": SimpleNamespace(try_number=try_number)}
+
+
+def acquire(**kwargs) -> AcquireDeploymentLeaseOperator:
+    kwargs.setdefault("number_of_allocations", 3)
+    return AcquireDeploymentLeaseOperator(task_id="acquire", deployment_id="my-e5", **kwargs)
+
+
+def release(**kwargs) -> ReleaseDeploymentLeaseOperator:
+    return ReleaseDeploymentLeaseOperator(task_id="release", deployment_id="my-e5", **kwargs)
+
+
+def test_acquire_then_release_restores_the_baseline(sim):
+    result = acquire().execute(context())
+    assert json.loads(json.dumps(result)) == result
+    assert result["lease_id"].endswith("/manual__1/my-e5")
+    assert result["number_of_allocations"] == 3
+    assert result["original_baseline"] == {"number_of_allocations": 1, "adaptive_allocations": None}
+    assert result["leases"][0]["owner"]["try_number"] == 1
+    assert sim.cluster.target("my-e5") == 3
+    released = release().execute(context())
+    assert released["restored"] is True
+    assert released["target"] == {"number_of_allocations": 1, "adaptive_allocations": None}
+    assert sim.cluster.target("my-e5") == 1
+    assert lease_doc(sim) is None
+
+
+def test_two_runs_share_the_deployment(sim):
+    acquire(number_of_allocations=4).execute(context("run_a"))
+    acquire(number_of_allocations=2).execute(context("run_b"))
+    left = release().execute(context("run_a"))
+    assert left["restored"] is False
+    assert [x["allocations"] for x in left["leases"]] == [2]
+    assert sim.cluster.target("my-e5") == 2
+    release().execute(context("run_b"))
+    assert sim.cluster.target("my-e5") == 1
+
+
+def test_a_retried_acquire_keeps_the_first_baseline(sim):
+    acquire(number_of_allocations=4).execute(context(try_number=1))
+    second = acquire(number_of_allocations=4).execute(context(try_number=2))
+    assert second["original_baseline"]["number_of_allocations"] == 1
+    assert second["leases"][0]["owner"]["try_number"] == 2
+    release().execute(context())
+    assert sim.cluster.target("my-e5") == 1
+
+
+def test_adaptive_baseline_is_switched_off_for_the_lease_and_back_on_after(sim):
+    sim.cluster.update_deployment("my-e5", adaptive_allocations=ADAPTIVE)
+    result = acquire(number_of_allocations=3).execute(context())
+    assert result["original_baseline"]["adaptive_allocations"] == ADAPTIVE
+    stats = sim.cluster.deployment_stats("my-e5")
+    assert sim.cluster.target("my-e5") == 3
+    assert stats["adaptive_allocations"]["enabled"] is False
+    release().execute(context())
+    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"] == ADAPTIVE
+
+
+def test_wait_for_completion_in_the_worker(sim):
+    result = acquire(number_of_allocations=3, wait_for_completion=True, poll_interval=0.1, timeout=30).execute(
+        context()
+    )
+    assert result["deployment"]["started_allocations"] >= 3
+
+
+def test_a_failed_wait_releases_the_lease_before_failing(sim):
+    sim.set_load_seconds(30)
+    operator = acquire(number_of_allocations=4, wait_for_completion=True, poll_interval=0.1, timeout=0.5)
+    with pytest.raises(AllocationsTimeoutError):
+        operator.execute(context())
+    assert lease_doc(sim) is None
+    assert sim.cluster.target("my-e5") == 1
+
+
+def test_deferrable_wait_defers_then_a_failed_event_releases_the_lease(sim):
+    sim.set_load_seconds(30)
+    operator = acquire(number_of_allocations=3, wait_for_completion=True, deferrable=True, poll_interval=0.1)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context())
+    result = deferred.value.kwargs["result"]
+    assert result["number_of_allocations"] == 3
+    assert lease_doc(sim) is not None
+    with pytest.raises(DeploymentFailedError, match="node gone"):
+        operator.execute_complete(context(), {"status": "failed", "message": "node gone"}, result)
+    assert lease_doc(sim) is None
+    assert sim.cluster.target("my-e5") == 1
+
+
+def test_deferrable_success_event_returns_the_result(sim):
+    operator = acquire(number_of_allocations=2, wait_for_completion=True, deferrable=True)
+    result = operator.execute_complete(context(), {"status": "success", "message": "ok"}, {"lease_id": "x"})
+    assert result == {"lease_id": "x", "deployment": None}
+
+
+def test_releasing_a_lease_that_is_gone_is_not_an_error(sim):
+    result = release().execute(context())
+    assert result["target"] is None and result["restored"] is False
+    assert requests_to(sim, "update") == 0
+
+
+def test_the_reaper_restores_deployments_whose_runs_died(sim):
+    acquire(number_of_allocations=4, lease_ttl=0.3).execute(context("dead_run"))
+    assert sim.cluster.target("my-e5") == 4
+    time.sleep(0.4)
+    result = ReapDeploymentLeasesOperator(task_id="reap").execute(context())
+    assert list(result) == ["my-e5"]
+    assert [x["lease_id"].split("/")[1] for x in result["my-e5"]["reaped"]] == ["dead_run"]
+    assert result["my-e5"]["restored"] is True
+    assert sim.cluster.target("my-e5") == 1
+    assert ReapDeploymentLeasesOperator(task_id="reap").execute(context()) == {}
+
+
+def test_the_reaper_keeps_live_leases(sim):
+    acquire(number_of_allocations=2).execute(context("alive"))
+    result = ReapDeploymentLeasesOperator(task_id="reap", deployment_ids=["my-e5"]).execute(context())
+    assert result["my-e5"]["reaped"] == [] and len(result["my-e5"]["leases"]) == 1
+    assert sim.cluster.target("my-e5") == 2
+    assert make_store().read("my-e5") is not None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"on_drift": "ignore"}, "on_drift must be one of"),
+        ({"lease_ttl": 0}, "lease_ttl must be a positive number"),
+        ({"lock_ttl": -1}, "lock_ttl must be a positive number"),
+    ],
+)
+def test_bad_settings_fail_when_the_dag_is_parsed(kwargs, fragment):
+    with pytest.raises(InvalidParameterError, match=fragment):
+        acquire(**kwargs)
+
+
+def test_a_bad_count_fails_before_any_lease_is_taken(sim):
+    with pytest.raises(InvalidParameterError, match="number_of_allocations must be a positive integer"):
+        acquire(number_of_allocations="many").execute(context())
+    assert lease_doc(sim) is None
+
+
+def test_template_fields():
+    assert set(AcquireDeploymentLeaseOperator.template_fields) >= {"deployment_id", "number_of_allocations"}
+    assert "lease_name" in ReleaseDeploymentLeaseOperator.template_fields
+    assert "deployment_ids" in ReapDeploymentLeasesOperator.template_fields
