@@ -1,0 +1,107 @@
+"""scaled_deployment: the task group's wiring, and whole DAG runs with ``dag.test()`` against the simulator."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pendulum
+import pytest
+from airflow.sdk import DAG
+from airflow.sdk.bases.operator import BaseOperator
+
+from airflow_esml.lifecycle import scaled_deployment
+from tests.lease_helpers import Held, invariant_violations, lease_doc, make_store
+
+START = pendulum.datetime(2026, 1, 1, tz="UTC")
+LEASE_DAGS = Path(__file__).parent / "lease_dags"
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+
+
+def lease_dag(name: str) -> Any:
+    return getattr(importlib.import_module("tests.lease_dags.lease_retried_scale_up"), name)
+
+
+class Work(BaseOperator):
+    """A stand-in for the user's work."""
+
+    def execute(self, context: Any) -> str:
+        return "done"
+
+
+def test_the_block_wires_setups_work_and_teardown():
+    with DAG("wiring", schedule=None, start_date=START) as dag, scaled_deployment("my-e5", 4) as scaled:
+        first = Work(task_id="first")
+        second = Work(task_id="second")
+        side = Work(task_id="side")
+        first >> second
+    acquire, wait, release = (
+        dag.get_task(f"scaled_deployment.{t}") for t in ("acquire", "wait_for_allocations", "release")
+    )
+    assert scaled.release is release and scaled.setups == [acquire, wait]
+    assert acquire.is_setup and wait.is_setup and release.is_teardown
+    assert acquire.downstream_task_ids >= {wait.task_id}
+    assert wait.downstream_task_ids >= {first.task_id, side.task_id}
+    assert second.task_id not in wait.downstream_task_ids
+    assert release.upstream_task_ids == {acquire.task_id, wait.task_id, second.task_id, side.task_id}
+    assert acquire.lease_name == release.lease_name == "scaled_deployment"
+    assert wait.min_allocations == 4
+
+
+def test_an_empty_block_and_two_blocks_in_one_dag():
+    with DAG("two_blocks", schedule=None, start_date=START) as dag:
+        with scaled_deployment("my-e5", number_of_allocations=2, group_id="small"):
+            pass
+        with scaled_deployment("my-e5", number_of_allocations=6, group_id="big", wait=False) as big:
+            work = Work(task_id="work")
+    assert dag.get_task("small.release").upstream_task_ids == {"small.acquire", "small.wait_for_allocations"}
+    assert big.wait is None
+    assert dag.get_task("big.acquire").downstream_task_ids == {work.task_id, "big.release"}
+    assert dag.get_task("small.acquire").lease_name != dag.get_task("big.acquire").lease_name
+
+
+def test_the_example_dag_shares_the_deployment_with_another_teams_lease(airflow_db, sim):
+    other = make_store()
+    other.acquire("my-e5", "other_team/run/scaled", 2, ttl=600.0)
+    start = time.time()  # the other team's lease is served from here on
+    dag = importlib.import_module("example_dags.esml_batch_inference").dag
+    run = dag.test(run_conf={"allocations": 3, "documents": 40})
+    assert run.state == "success"
+    # the example scaled to 3, then its release left the other team's 2 in place
+    assert [v for _, v in sim.audit.target_history("my-e5")][-2:] == [3, 2]
+    assert [x["lease_id"] for x in lease_doc(sim)["leases"]] == ["other_team/run/scaled"]
+    end = sim.audit.target_history("my-e5")[-1][0]
+    assert invariant_violations(sim.audit.target_history("my-e5"), [Held("other", 2, start, end)]) == []
+    other.release("my-e5", "other_team/run/scaled")
+    assert sim.cluster.target("my-e5") == 1
+    assert lease_doc(sim) is None
+
+
+@pytest.fixture
+def lease_dags(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serve ``tests/lease_dags`` to ``dag.test()`` as a second DAG bundle."""
+    bundles = [
+        {"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}},
+        {"name": "lease-tests", "classpath": LOCAL_BUNDLE, "kwargs": {"path": str(LEASE_DAGS)}},
+    ]
+    monkeypatch.setenv("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", json.dumps(bundles))
+
+
+def test_a_failed_batch_still_releases_and_the_run_fails(airflow_db, lease_dags, sim):
+    run = lease_dag("failing").test()
+    assert run.state == "failed"
+    assert [v for _, v in sim.audit.target_history("my-e5")][-2:] == [3, 1]
+    assert lease_doc(sim) is None
+
+
+def test_a_retried_scale_up_task_restores_the_original_baseline(airflow_db, lease_dags, sim):
+    run = lease_dag("retried").test()
+    assert run.state == "success"
+    tries = {ti.task_id: ti.try_number for ti in run.get_task_instances()}
+    assert tries["acquire"] == 2
+    assert sim.cluster.target("my-e5") == 1  # not the 4 that the first try had set
+    assert [v for _, v in sim.audit.target_history("my-e5")][-2:] == [4, 1]
+    assert lease_doc(sim) is None
