@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -47,14 +49,27 @@ def example_dag_files() -> list[Path]:
     return sorted(p for p in EXAMPLE_DAGS.glob("*.py") if not p.name.startswith("_"))
 
 
+def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="package")
 def e2e_processes() -> Iterator[ProcessSet]:
-    """Every process the e2e tests start; all stopped at the end, also after a failure."""
+    """
+    Every process the e2e tests start; all stopped at the end, also after a failure.
+
+    SIGTERM to pytest (a CI time limit, say) becomes a KeyboardInterrupt, so the fixtures' teardown still
+    stops the child process groups, which would otherwise outlive pytest in their own sessions.
+    """
     processes = ProcessSet()
+    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:
         yield processes
     finally:
-        processes.stop_all()
+        try:
+            processes.stop_all()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="package")
