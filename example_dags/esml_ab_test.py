@@ -1,0 +1,120 @@
+"""A/B test of capacity: two deployments of one model, given different allocation counts, infer the same documents.
+
+Both deployments (for example ``my-e5-a`` and ``my-e5-b`` of the model ``my-e5``, started with
+``deployment_id=...``) are scaled independently - gradually and only as far as the ML nodes allow - then
+the same documents go through each, one after the other, and the DAG's output compares their throughput:
+what this provider measured (documents per second) and what Elasticsearch reports (inferences in the last
+minute, average inference time). Teardown tasks put both deployments back to their previous counts, also
+when a task in between fails.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, Param, task
+
+from airflow_esml.operators.deployment import UpdateDeploymentOperator
+from airflow_esml.operators.inference import BatchInferenceOperator
+
+with DAG(
+    dag_id="esml_ab_test",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    params={
+        "deployment_a": Param("my-e5-a", type="string"),
+        "deployment_b": Param("my-e5-b", type="string"),
+        "allocations_a": Param(1, type="integer", minimum=1),
+        "allocations_b": Param(4, type="integer", minimum=1),
+        "documents": Param(400, type="integer", minimum=1),
+    },
+    tags=["example", "elasticsearch-ml"],
+) as dag:
+    # [START howto_ab_test]
+    scale_a = UpdateDeploymentOperator(
+        task_id="scale_a",
+        deployment_id="{{ params.deployment_a }}",
+        number_of_allocations="{{ params.allocations_a }}",
+        max_step=2,
+        capacity_policy="fail",
+        wait_for_completion=True,
+        poll_interval=1,
+        timeout=900,
+    )
+    scale_b = UpdateDeploymentOperator(
+        task_id="scale_b",
+        deployment_id="{{ params.deployment_b }}",
+        number_of_allocations="{{ params.allocations_b }}",
+        max_step=2,
+        capacity_policy="fail",
+        wait_for_completion=True,
+        poll_interval=1,
+        timeout=900,
+    )
+
+    @task
+    def documents(params: dict | None = None) -> list[dict[str, str]]:
+        """The documents both deployments infer (placeholder sentences)."""
+        assert params is not None
+        return [{"text_field": f"document number {i} about elasticsearch"} for i in range(params["documents"])]
+
+    docs = documents()
+    infer_a = BatchInferenceOperator(
+        task_id="infer_a", deployment_id="{{ params.deployment_a }}", docs=docs, return_results=False
+    )
+    infer_b = BatchInferenceOperator(
+        task_id="infer_b", deployment_id="{{ params.deployment_b }}", docs=docs, return_results=False
+    )
+
+    @task
+    def compare(a: dict, b: dict, params: dict | None = None) -> dict:
+        """Both deployments' throughput side by side: measured here, and as Elasticsearch reports it."""
+        from airflow_esml.hooks.ml import ElasticsearchMLHook
+        from airflow_esml.metrics import metrics_of
+
+        assert params is not None
+        hook = ElasticsearchMLHook()
+        rows = {}
+        for name, summary in ((params["deployment_a"], a), (params["deployment_b"], b)):
+            metrics = metrics_of(hook.get_deployment(name))
+            rows[name] = {
+                "allocations": summary["allocations"],
+                "docs": summary["docs"],
+                "seconds": summary["seconds"],
+                "docs_per_second": summary["docs_per_second"],
+                "throughput_last_minute": metrics.throughput_last_minute,
+                "average_inference_time_ms": metrics.average_inference_time_ms,
+            }
+        (name_a, row_a), (name_b, row_b) = rows.items()
+        faster = name_b if row_b["docs_per_second"] > row_a["docs_per_second"] else name_a
+        slower_rate = min(row_a["docs_per_second"], row_b["docs_per_second"])
+        speedup = round(max(row_a["docs_per_second"], row_b["docs_per_second"]) / slower_rate, 2) if slower_rate else None
+        print(f"{'deployment':<16}{'allocations':>12}{'docs/s':>10}{'ES inferences/min':>19}{'avg ms':>9}")
+        for name, row in rows.items():
+            average = row["average_inference_time_ms"]
+            print(
+                f"{name:<16}{row['allocations']:>12}{row['docs_per_second']:>10}{row['throughput_last_minute']:>19}"
+                f"{'' if average is None else round(average, 1):>9}"
+            )
+        print(f"faster: {faster} ({speedup}x)")
+        return {"deployments": rows, "faster": faster, "speedup": speedup}
+
+    restore_a = UpdateDeploymentOperator(
+        task_id="restore_a",
+        deployment_id="{{ params.deployment_a }}",
+        number_of_allocations="{{ ti.xcom_pull(task_ids='scale_a')['previous_number_of_allocations'] }}",
+        max_step=2,
+    )
+    restore_b = UpdateDeploymentOperator(
+        task_id="restore_b",
+        deployment_id="{{ params.deployment_b }}",
+        number_of_allocations="{{ ti.xcom_pull(task_ids='scale_b')['previous_number_of_allocations'] }}",
+        max_step=2,
+    )
+
+    result = compare(infer_a.output, infer_b.output)
+    # one scale-up after the other, so that each capacity check sees the other deployment's new allocations
+    scale_a.as_setup() >> scale_b.as_setup() >> infer_a >> infer_b >> result
+    docs >> [infer_a, infer_b]
+    result >> [restore_a.as_teardown(setups=scale_a), restore_b.as_teardown(setups=scale_b)]
+    # [END howto_ab_test]
