@@ -10,6 +10,8 @@ when a task in between fails.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pendulum
 from airflow.sdk import DAG, Param, task
 
@@ -58,7 +60,7 @@ with DAG(
         assert params is not None
         return [{"text_field": f"document number {i} about elasticsearch"} for i in range(params["documents"])]
 
-    docs = documents()
+    docs: Any = documents()  # an XComArg: both inference tasks read the same list
     infer_a = BatchInferenceOperator(
         task_id="infer_a", deployment_id="{{ params.deployment_a }}", docs=docs, return_results=False
     )
@@ -67,8 +69,12 @@ with DAG(
     )
 
     @task
-    def compare(a: dict, b: dict, params: dict | None = None) -> dict:
-        """Both deployments' throughput side by side: measured here, and as Elasticsearch reports it."""
+    def compare(a: Any, b: Any, params: dict | None = None) -> dict:
+        """Both deployments' throughput side by side: measured here, and as Elasticsearch reports it.
+
+        :param a: infer_a's summary (docs, seconds, docs_per_second, allocations).
+        :param b: infer_b's summary.
+        """
         from airflow_esml.hooks.ml import ElasticsearchMLHook
         from airflow_esml.metrics import metrics_of
 
@@ -87,8 +93,8 @@ with DAG(
             }
         (name_a, row_a), (name_b, row_b) = rows.items()
         faster = name_b if row_b["docs_per_second"] > row_a["docs_per_second"] else name_a
-        slower_rate = min(row_a["docs_per_second"], row_b["docs_per_second"])
-        speedup = round(max(row_a["docs_per_second"], row_b["docs_per_second"]) / slower_rate, 2) if slower_rate else None
+        rates = sorted((row_a["docs_per_second"], row_b["docs_per_second"]))
+        speedup = round(rates[1] / rates[0], 2) if rates[0] else None
         print(f"{'deployment':<16}{'allocations':>12}{'docs/s':>10}{'ES inferences/min':>19}{'avg ms':>9}")
         for name, row in rows.items():
             average = row["average_inference_time_ms"]
