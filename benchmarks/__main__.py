@@ -38,13 +38,13 @@ FULL = Sizes(
     runs=3,
     load_sizes=[1, 10, 100, 1000],
     per_trigger_cap=100,
-    load_seconds=5.0,
-    lag_runs=5,
+    load_seconds=3.0,
+    lag_runs=3,
     lag_n=100,
     lag_baseline_interval=100.0,
     parse_runs=5,
     batch_sizes=[1, 2, 4, 8],
-    batch_docs=1200,
+    batch_docs=2400,
     naive_docs=200,
 )
 QUICK = Sizes(

@@ -61,7 +61,7 @@ class LoadRow:
 
 
 def cluster_load(
-    sizes: list[int], per_trigger_cap: int, runs: int, seconds: float, interval: float = 1.0, warmup: float = 1.5
+    sizes: list[int], per_trigger_cap: int, runs: int, seconds: float, interval: float = 1.0, warmup: float = 1.0
 ) -> dict[str, Any]:
     """Stats requests per interval, CPU and memory of N waiting triggers (coalesced and one poll per trigger).
 

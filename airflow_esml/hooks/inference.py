@@ -38,6 +38,8 @@ T = TypeVar("T")
 MAX_CHUNK = 16
 #: requests in flight per worker (allocation x thread): one running, one queued behind it.
 REQUESTS_PER_WORKER = 2
+#: connections per node of the client's pool (elastic-transport's default): requests beyond it queue in the client.
+CONNECTIONS_PER_NODE = 10
 #: attempts for one chunk on 502/503/504 and connection errors (429 has its own, time-bounded, backoff).
 TRANSIENT_ATTEMPTS = 4
 
@@ -78,7 +80,10 @@ def plan_batch(
     """
     plan = BatchPlan(status.started_allocations, status.threads_per_allocation, 1, 1)
     slots = in_flight or REQUESTS_PER_WORKER * plan.workers
-    size = chunk_size or max(1, min(MAX_CHUNK, math.ceil(docs / (slots * 4))))
+    # the documents of a request are spread over the workers: keep two per worker in flight, even when the
+    # client's connection pool caps the requests actually in flight
+    floor = math.ceil(REQUESTS_PER_WORKER * plan.workers / min(slots, CONNECTIONS_PER_NODE))
+    size = chunk_size or max(1, min(max(MAX_CHUNK, floor), max(floor, math.ceil(docs / (slots * 4)))))
     if in_flight is None and status.queue_capacity:
         slots = max(1, min(slots, (status.queue_capacity + plan.workers) // size))
     return BatchPlan(plan.allocations, plan.threads_per_allocation, max(1, slots), max(1, size))
