@@ -39,6 +39,7 @@ from airflow_esml.leases import (
 
 if TYPE_CHECKING:
     from airflow_esml.hooks.ml import ElasticsearchMLHook
+    from airflow_esml.status import DeploymentStatus
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +272,10 @@ class LeaseStore:
         """With the lock held: decide, apply, then record and unlock (or delete the document)."""
         doc = held.stored.doc
         try:
-            decision = decide(doc, self.hook.get_deployment(doc.deployment_id), policy, self.clock())
+            status = self.hook.get_deployment(doc.deployment_id)
+            decision = decide(doc, status, policy, self.clock())
+            if decision.body is not None and status.state == "starting":
+                decision = decide(doc, self._started(status), policy, self.clock())
             self._report(decision)
             if decision.body is not None:
                 holder = doc.lock.holder if doc.lock else ""
@@ -301,6 +305,22 @@ class LeaseStore:
             restored=restored,
             drift=decision.drift.to_dict() if decision.drift else None,
         )
+
+    def _started(self, status: DeploymentStatus) -> DeploymentStatus:
+        """The deployment's status, once it is ``started`` (Elasticsearch refuses updates while it is ``starting``,
+        which it can be again for a moment when a scale-down removes its only started route).
+
+        Waits at most a third of ``lock_ttl``; after that the status is returned as it is.
+        """
+        deployment_id = status.deployment_id
+        deadline = self.clock() + self.lock_ttl / 3
+        pause = 0.1
+        while status.state == "starting" and self.clock() < deadline:
+            log.info("%s: deployment is starting; waiting until it is started before changing it", deployment_id)
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+            status = self.hook.get_deployment(deployment_id)
+        return status
 
     def _report(self, decision: Decision) -> None:
         doc = decision.doc

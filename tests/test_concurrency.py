@@ -162,3 +162,14 @@ def test_a_hand_made_decrease_is_undone_for_live_leases_and_kept_as_the_baseline
     store.release("my-e5", "b/run/scaled")
     assert sim.cluster.target("my-e5") == 2  # the hand-made setting, not the original 1
     assert "not 1 allocations recorded before the first lease" in caplog.text
+
+
+def test_a_change_waits_until_a_starting_deployment_is_started(sim):
+    sim.add_model("other")
+    sim.start_deployment("other", number_of_allocations=1, wait=False)
+    assert sim.cluster.deployment_stats("other")["state"] == "starting"
+    store = make_store()
+    store.acquire("other", "dag/run/scaled", 2, ttl=60.0)  # Elasticsearch would answer 409 while starting
+    assert sim.cluster.target("other") == 2
+    store.release("other", "dag/run/scaled")
+    assert sim.cluster.target("other") == 1
