@@ -26,12 +26,18 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_esml.hooks.ml"]}],
         "operators": [
-            {"integration-name": INTEGRATION, "python-modules": ["airflow_esml.operators.deployment"]}
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    "airflow_esml.operators.deployment",
+                    "airflow_esml.operators.inference",
+                    "airflow_esml.operators.lease",
+                ],
+            }
         ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_esml.sensors.deployment"]}],
-        "triggers": [
-            {"integration-name": INTEGRATION, "python-modules": ["airflow_esml.triggers.deployment"]}
-        ],
+        "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_esml.triggers.deployment"]}],
+        "extra-links": ["airflow_esml.links.TrainedModelsLink"],
         "connection-types": [
             {
                 "hook-class-name": "airflow_esml.hooks.ml.ElasticsearchMLHook",

@@ -40,14 +40,10 @@ def parse_adaptive(value: Any, name: str = "adaptive_allocations") -> AdaptiveAl
     if isinstance(value, AdaptiveAllocations):
         return value
     if not isinstance(value, Mapping):
-        raise InvalidParameterError(
-            f"{name} must be a dict with 'enabled' and optional bounds, got {value!r}"
-        )
+        raise InvalidParameterError(f"{name} must be a dict with 'enabled' and optional bounds, got {value!r}")
     unknown = sorted(set(value) - _ADAPTIVE_KEYS)
     if unknown:
-        raise InvalidParameterError(
-            f"{name} has unknown key(s) {unknown}; allowed are {sorted(_ADAPTIVE_KEYS)}"
-        )
+        raise InvalidParameterError(f"{name} has unknown key(s) {unknown}; allowed are {sorted(_ADAPTIVE_KEYS)}")
     enabled = value.get("enabled")
     if not isinstance(enabled, bool):
         raise InvalidParameterError(f"{name}['enabled'] must be true or false, got {enabled!r}")
@@ -116,18 +112,14 @@ class UpdatePlan:
         return self.body["adaptive_allocations"]
 
 
-def plan_update(
-    current: DeploymentStatus, desired: DesiredSettings, adaptive_policy: str = "fail"
-) -> UpdatePlan:
+def plan_update(current: DeploymentStatus, desired: DesiredSettings, adaptive_policy: str = "fail") -> UpdatePlan:
     """Check ``desired`` against the deployment's limits and state, and say which call would apply it.
 
     :raises InvalidParameterError: the request breaks a limit or the adaptive-allocations policy.
     :raises DeploymentStateError: a change is needed but the deployment is not ``started``.
     """
     if adaptive_policy not in ADAPTIVE_POLICIES:
-        raise InvalidParameterError(
-            f"adaptive_policy must be one of {ADAPTIVE_POLICIES}, got {adaptive_policy!r}"
-        )
+        raise InvalidParameterError(f"adaptive_policy must be one of {ADAPTIVE_POLICIES}, got {adaptive_policy!r}")
     name = current.deployment_id
     _check_priority(current, desired)
     body: dict[str, Any] | None
@@ -164,9 +156,7 @@ def _check_priority(current: DeploymentStatus, desired: DesiredSettings) -> None
             f"number_of_allocations={desired.number_of_allocations} is refused: deployment "
             f"{current.deployment_id} has priority 'low', which is limited to 1 allocation"
         )
-    adaptive_max = (
-        desired.adaptive_allocations.max_number_of_allocations if desired.adaptive_allocations else None
-    )
+    adaptive_max = desired.adaptive_allocations.max_number_of_allocations if desired.adaptive_allocations else None
     if adaptive_max is not None and adaptive_max > 1:
         raise InvalidParameterError(
             f"adaptive_allocations['max_number_of_allocations']={adaptive_max} is refused: deployment "

@@ -75,9 +75,8 @@ def assess(status: DeploymentStatus, min_allocations: int | None = None, *, prog
             f"{status.target_allocations}; scale it up first",
             status,
         )
-    line = (
-        f"{name}: {status.started_allocations}/{needed} allocations started ({status.describe_nodes()})"
-        + (f", {progress}" if progress else "")
+    line = f"{name}: {status.started_allocations}/{needed} allocations started ({status.describe_nodes()})" + (
+        f", {progress}" if progress else ""
     )
     if status.started_allocations >= needed:
         return Verdict("success", line, status)
@@ -126,6 +125,4 @@ class WaitWindow:
 
     def timed_out(self, last: Verdict) -> Verdict:
         """The timeout verdict, carrying the last status seen."""
-        return Verdict(
-            "timeout", f"timed out after {self.progress()}; last seen: {last.message}", last.status
-        )
+        return Verdict("timeout", f"timed out after {self.progress()}; last seen: {last.message}", last.status)

@@ -123,9 +123,7 @@ class DeploymentStatus:
         """A JSON-safe dict (for XCom and trigger events); :meth:`from_dict` reads it back."""
         data = asdict(self)
         data["nodes"] = [asdict(n) for n in self.nodes]
-        data["adaptive_allocations"] = (
-            self.adaptive_allocations.to_dict() if self.adaptive_allocations else None
-        )
+        data["adaptive_allocations"] = self.adaptive_allocations.to_dict() if self.adaptive_allocations else None
         return data
 
     @classmethod

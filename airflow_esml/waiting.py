@@ -10,7 +10,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_esml.exceptions import DeploymentFailedError, EsmlError, TransientRequestError
+from airflow_esml.exceptions import DeploymentFailedError, DeploymentNotFoundError, TransientRequestError
 from airflow_esml.readiness import Verdict, WaitWindow, assess
 from airflow_esml.triggers.deployment import AllocationsStartedTrigger
 
@@ -26,7 +26,7 @@ def check_now(
         status = hook.get_deployment(deployment_id)
     except TransientRequestError as exc:
         return Verdict("waiting", f"{deployment_id}: {exc}; will poll again")
-    except EsmlError as exc:
+    except DeploymentNotFoundError as exc:  # other errors (credentials, TLS) keep their own type
         return Verdict("failed", str(exc))
     return assess(status, min_allocations, progress=window.progress())
 

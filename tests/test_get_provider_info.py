@@ -37,7 +37,8 @@ def test_providers_manager_loads_it_without_warnings(airflow_db):
         "import logging; logging.basicConfig(level=logging.WARNING);"
         "from airflow.providers_manager import ProvidersManager;"
         "from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime;"
-        "print('airflow-esml' in ProvidersManager().providers, 'elasticsearch_ml' in ProvidersManagerTaskRuntime().hooks)"
+        "print('airflow-esml' in ProvidersManager().providers,"
+        " 'elasticsearch_ml' in ProvidersManagerTaskRuntime().hooks)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "True"], done.stderr

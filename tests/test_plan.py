@@ -57,7 +57,7 @@ def test_same_count_is_a_no_op_and_a_new_count_is_a_body():
 
 
 def test_low_priority_is_limited_to_one_allocation():
-    with pytest.raises(InvalidParameterError, match="priority 'low'.*1 allocation"):
+    with pytest.raises(InvalidParameterError, match=r"priority 'low'.*1 allocation"):
         plan_update(current(1, priority="low"), DesiredSettings(2))
     with pytest.raises(InvalidParameterError, match="max_number_of_allocations'\\]=4"):
         plan_update(current(1, priority="low"), DesiredSettings(adaptive_allocations=AdaptiveAllocations(True, 1, 4)))

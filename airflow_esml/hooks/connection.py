@@ -23,6 +23,7 @@ ALLOWED_EXTRAS: dict[str, tuple[type, ...]] = {
     "ca_certs": (str,),
     "verify_certs": (bool, str),
     "request_timeout": (int, float, str),
+    "kibana_url": (str,),  # for the operators' extra link; not a client argument
 }
 
 

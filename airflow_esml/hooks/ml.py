@@ -81,10 +81,19 @@ class ElasticsearchMLHook(BaseHook):
         return kwargs
 
     @cached_property
+    def connection(self) -> Any:
+        """The Airflow connection, looked up once."""
+        return self.get_connection(self.elasticsearch_conn_id)
+
+    @property
+    def kibana_url(self) -> str | None:
+        """The connection's ``kibana_url`` extra, for links to Kibana (None when not set)."""
+        return self.connection.extra_dejson.get("kibana_url") or None
+
+    @cached_property
     def client(self) -> Elasticsearch:
         """A synchronous client, for tasks."""
-        conn = self.get_connection(self.elasticsearch_conn_id)
-        return with_compat(Elasticsearch(**self._client_kwargs(conn, conn.extra_dejson)))
+        return with_compat(Elasticsearch(**self._client_kwargs(self.connection, self.connection.extra_dejson)))
 
     async def aclient(self) -> AsyncElasticsearch:
         """An asynchronous client, for triggers; the connection is looked up without blocking the loop."""
@@ -133,9 +142,7 @@ class ElasticsearchMLHook(BaseHook):
         )
         return pick_deployment(deployment_id, response.body)
 
-    async def aget_deployments(
-        self, deployment_ids: Sequence[str]
-    ) -> dict[str, DeploymentStatus | Exception]:
+    async def aget_deployments(self, deployment_ids: Sequence[str]) -> dict[str, DeploymentStatus | Exception]:
         """The status of several deployments with one stats request; each missing one maps to its error."""
         client = await self.aclient()
         ids = sorted(set(deployment_ids))
@@ -190,9 +197,7 @@ class ElasticsearchMLHook(BaseHook):
         )
         return dict(response.body.get("assignment", {}))
 
-    def infer(
-        self, deployment_id: str, docs: Sequence[Mapping[str, Any]], *, timeout: str = "60s"
-    ) -> list[Any]:
+    def infer(self, deployment_id: str, docs: Sequence[Mapping[str, Any]], *, timeout: str = "60s") -> list[Any]:
         """Run the deployment's model on ``docs``; one result per doc, in order."""
         response = self.retry.call(
             f"inference on deployment {deployment_id!r}",

@@ -110,12 +110,19 @@ def translate(what: str, exc: elasticsearch.ApiError | elasticsearch.TransportEr
         return ElasticsearchRequestError(f"{what}: {detail}")
     if isinstance(exc, elasticsearch.SSLError):
         return ElasticsearchRequestError(
-            f"{what}: TLS verification failed ({exc}); set the connection's 'ca_certs' extra to the CA that "
-            "signed the server's certificate"
+            f"{what}: TLS verification failed ({_root_cause(exc)}); set the connection's 'ca_certs' extra "
+            "to the CA that signed the server's certificate"
         )
     if is_transient(exc):
         return TransientRequestError(f"{what}: cannot reach Elasticsearch after retries ({detail})")
     return ElasticsearchRequestError(f"{what}: {detail}")
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost cause's text, e.g. OpenSSL's "certificate verify failed: ..." under "TLS error"."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return str(exc)
 
 
 def _reason(exc: elasticsearch.ApiError) -> str:

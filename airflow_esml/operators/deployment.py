@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator, conf
 from airflow_esml.capacity import apply_capacity, needs_check, parse_policy
 from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, EsmlError
 from airflow_esml.hooks import DEFAULT_CONN_ID
+from airflow_esml.links import TrainedModelsLink
 from airflow_esml.metrics import metrics_of
 from airflow_esml.plan import DesiredSettings, UpdatePlan, plan_update
 from airflow_esml.readiness import Verdict, WaitWindow, verdict_from_event
@@ -66,6 +67,7 @@ class UpdateDeploymentOperator(BaseOperator):
         "adaptive_allocations",
         "elasticsearch_conn_id",
     )
+    operator_extra_links = (TrainedModelsLink(),)
     template_fields_renderers = {"adaptive_allocations": "json"}
     ui_color = "#b8e3f5"
 
@@ -100,9 +102,7 @@ class UpdateDeploymentOperator(BaseOperator):
         self.poll_interval = poll_interval
         self.timeout = timeout
         if deferrable and not wait_for_completion:
-            self.log.warning(
-                "%s: deferrable=True has no effect without wait_for_completion=True", self.task_id
-            )
+            self.log.warning("%s: deferrable=True has no effect without wait_for_completion=True", self.task_id)
 
     @cached_property
     def hook(self) -> ElasticsearchMLHook:
@@ -112,6 +112,7 @@ class UpdateDeploymentOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         desired = DesiredSettings.parse(self.number_of_allocations, self.adaptive_allocations)
+        TrainedModelsLink.persist(context, self.hook.kibana_url, self.deployment_id)
         max_step, policy = parse_max_step(self.max_step), parse_policy(self.capacity_policy)
         plan = plan_update(self.hook.get_deployment(self.deployment_id), desired, self.adaptive_policy)
         plan, capacity = self._check_capacity(plan, policy)
@@ -259,9 +260,7 @@ class UpdateDeploymentOperator(BaseOperator):
                 timeout=timedelta(seconds=self.timeout + 60),
             )
         if not verdict.done:
-            verdict = wait_in_worker(
-                self.hook, self.deployment_id, needed, window, self.poll_interval, self.log
-            )
+            verdict = wait_in_worker(self.hook, self.deployment_id, needed, window, self.poll_interval, self.log)
         self.log.info("%s", verdict.message)
         return outcome(verdict, AllocationsTimeoutError)
 

@@ -140,9 +140,7 @@ class AuditLog:
         with self._lock:
             events = sorted(self._events, key=lambda e: e.at)
         return [
-            e
-            for e in events
-            if (kind is None or e.kind == kind) and all(e.data.get(k) == v for k, v in match.items())
+            e for e in events if (kind is None or e.kind == kind) and all(e.data.get(k) == v for k, v in match.items())
         ]
 
     def __iter__(self) -> Iterator[AuditEvent]:

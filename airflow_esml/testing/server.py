@@ -277,6 +277,7 @@ def _error_headers(err: EsError) -> list[tuple[str, str]]:
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as Elasticsearch: no 40 ms delayed-ACK stalls on kept-alive connections
     server: SimHTTPServer
 
     def _dispatch(self) -> None:

@@ -119,7 +119,8 @@ def test_api_key_and_tls_through_the_connection(tmp_path, monkeypatch):
         with pytest.raises(ElasticsearchRequestError, match="authentication failed") as excinfo:
             ElasticsearchMLHook().get_deployment("my-e5")
         assert "wrong-key" not in str(excinfo.value)
-        no_ca = json.dumps({"conn_type": "elasticsearch", "host": "127.0.0.1", "port": int(secure.url.rsplit(":", 1)[1]),
+        port = int(secure.url.rsplit(":", 1)[1])
+        no_ca = json.dumps({"conn_type": "elasticsearch", "host": "127.0.0.1", "port": port,
                             "schema": "https", "extra": {"api_key": "s3cr3t-key"}})  # fmt: skip
         monkeypatch.setenv(CONN_ENV, no_ca)
         with pytest.raises(ElasticsearchRequestError, match="TLS verification failed"):

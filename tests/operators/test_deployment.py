@@ -52,7 +52,10 @@ def test_wait_for_completion_in_the_worker(sim):
 
 def test_wait_times_out_with_the_last_status(sim):
     sim.set_load_seconds(30)
-    with pytest.raises(AllocationsTimeoutError, match=r"timed out after .*last seen: my-e5: [0-3]/4 allocations started \(.*ml-node-1 starting"):
+    with pytest.raises(
+        AllocationsTimeoutError,
+        match=r"timed out after .*last seen: my-e5: [0-3]/4 allocations started \(.*ml-node-1 starting",
+    ):
         op(number_of_allocations=4, wait_for_completion=True, poll_interval=0.1, timeout=0.5).execute({})
 
 
@@ -109,7 +112,8 @@ BAD_INPUTS = [
     ({"adaptive_allocations": {"enabled": True, "min_number_of_allocations": 5, "max_number_of_allocations": 2}},
      InvalidParameterError, "must not be larger"),
     ({"adaptive_allocations": "[1, 2]"}, InvalidParameterError, "adaptive_allocations must be a dict"),
-    ({"number_of_allocations": 2, "adaptive_policy": "ignore"}, InvalidParameterError, "adaptive_policy must be one of"),
+    ({"number_of_allocations": 2, "adaptive_policy": "ignore"}, InvalidParameterError,
+     "adaptive_policy must be one of"),
     ({"number_of_allocations": 2, "deployment_id": "no-such"}, DeploymentNotFoundError, "no-such"),
     ({"number_of_allocations": 2, "deployment_id": "low-prio"}, InvalidParameterError, "priority 'low'"),
     ({"number_of_allocations": 2, "deployment_id": "adaptive"}, InvalidParameterError, "adaptive allocations enabled"),
@@ -124,8 +128,8 @@ BAD_INPUTS = [
 def test_bad_input_fails_clearly_and_changes_nothing(sim, monkeypatch, kwargs, error, fragment):
     sim.cluster.add_model("low-model")
     sim.cluster.start_deployment("low-model", deployment_id="low-prio", priority="low", wait=True)
-    sim.cluster.start_deployment("my-e5", deployment_id="adaptive", adaptive_allocations={"enabled": True,
-                                 "min_number_of_allocations": 1, "max_number_of_allocations": 2}, wait=True)  # fmt: skip
+    adaptive = {"enabled": True, "min_number_of_allocations": 1, "max_number_of_allocations": 2}
+    sim.cluster.start_deployment("my-e5", deployment_id="adaptive", adaptive_allocations=adaptive, wait=True)
     sim.set_load_seconds(60, model_id="low-model")
     sim.cluster.start_deployment("low-model", deployment_id="still-starting")
     port = int(sim.url.rsplit(":", 1)[1])

@@ -22,7 +22,9 @@ def test_poke_mode_waits_for_the_whole_target(sim, capsys):
     result = sensor().execute({})
     assert result["started_allocations"] >= 6 and result["target_allocations"] == 6
     logged = capsys.readouterr().out
-    assert re.search(r"my-e5: [0-5]/6 allocations started \(ml-node-\d started x\d, ml-node-\d starting\), \d+s of 20s", logged)
+    assert re.search(
+        r"my-e5: [0-5]/6 allocations started \(ml-node-\d started x\d, ml-node-\d starting\), \d+s of 20s", logged
+    )
     assert re.search(r"my-e5: 6/6 allocations started \(ml-node-\d started x\d, ml-node-\d started x\d\)", logged)
 
 
