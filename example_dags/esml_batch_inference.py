@@ -9,9 +9,19 @@ another run still holds a lease on it. Several runs of this DAG, or of other DAG
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param
 
 from airflow_esml.lifecycle import scaled_deployment
+from airflow_esml.operators.inference import BatchInferenceOperator
+
+
+def documents(context: dict, jinja_env: object = None) -> list[str]:
+    """The batch to score: ``params.documents`` placeholder sentences (read yours from storage).
+
+    Airflow renders a callable in a templated field by calling it with the context and the Jinja environment.
+    """
+    return [f"document number {i}" for i in range(context["params"]["documents"])]
+
 
 with DAG(
     dag_id="esml_batch_inference",
@@ -26,25 +36,6 @@ with DAG(
     tags=["example", "elasticsearch-ml"],
 ) as dag:
 
-    @task
-    def infer(params: dict | None = None) -> dict:
-        """Infer a batch of documents (a placeholder batch: one sentence per document)."""
-        import time
-
-        from airflow_esml.hooks.ml import ElasticsearchMLHook
-
-        assert params is not None
-        docs = [{"text_field": f"document number {i}"} for i in range(params["documents"])]
-        hook = ElasticsearchMLHook()
-        started = time.monotonic()
-        results = [r for i in range(0, len(docs), 50) for r in hook.infer(params["deployment_id"], docs[i : i + 50])]
-        seconds = time.monotonic() - started
-        return {
-            "documents": len(results),
-            "seconds": round(seconds, 3),
-            "docs_per_second": round(len(results) / seconds, 1),
-        }
-
     # [START howto_batch_inference]
     with scaled_deployment(
         "{{ params.deployment_id }}",
@@ -53,5 +44,9 @@ with DAG(
         poll_interval=1,
         wait_timeout=600,
     ):
-        infer()
+        BatchInferenceOperator(
+            task_id="infer",
+            deployment_id="{{ params.deployment_id }}",
+            docs=documents,
+        )
     # [END howto_batch_inference]

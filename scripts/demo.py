@@ -65,10 +65,10 @@ def summarise(url: str) -> str:
         if ready:
             lines.append(f"time until the new allocations were started: {max(ready) - scale_up['at']:.1f}s")
     docs = sum(int(e["data"].get("docs", 0)) for e in inferences)
-    if inferences:
-        span = max(e["at"] for e in inferences) - min(e["at"] for e in inferences)
-        rate = f", {docs / span:.0f} docs/s" if span > 0 else ""
-        lines.append(f"documents inferred: {docs}{rate}")
+    calls = [e for e in audit(url, "request") if e["data"].get("endpoint") == "infer"]
+    if calls:  # from the first request's arrival to the last response
+        span = max(e["at"] for e in calls) - min(e["at"] - e["data"]["duration"] for e in calls)
+        lines.append(f"documents inferred: {docs} in {span:.2f}s, {docs / span:.0f} docs/s")
     return "\n".join(lines)
 
 

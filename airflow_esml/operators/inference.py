@@ -37,7 +37,7 @@ class BatchInferenceOperator(BaseOperator):
     :param deployment_id: the deployment to infer with. (templated)
     :param docs: the documents: a list of dicts as ``_infer`` takes them (``[{"text_field": "..."}]``) or of
         strings (put into ``field_name``); a JSON string of such a list (e.g. rendered from an XCom); or a
-        callable that receives the task context and returns the list. (templated)
+        callable returning the list, which Airflow's templating calls with ``(context, jinja_env)``. (templated)
     :param elasticsearch_conn_id: the Airflow connection to the cluster. (templated)
     :param field_name: the model's input field, for documents given as strings. (templated)
     :param output_path: write the results to this file as JSON Lines. (templated)
