@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_esml.exceptions import DeploymentFailedError, DeploymentNotFoundError, TransientRequestError
 from airflow_esml.readiness import Verdict, WaitWindow, assess
-from airflow_esml.triggers.deployment import AllocationsStartedTrigger
 
 if TYPE_CHECKING:
     from airflow_esml.hooks.ml import ElasticsearchMLHook
+    from airflow_esml.triggers.deployment import AllocationsStartedTrigger
 
 
 def check_now(
@@ -58,6 +58,8 @@ def make_trigger(
     window: WaitWindow,
     poll_interval: float,
 ) -> AllocationsStartedTrigger:
+    from airflow_esml.triggers.deployment import AllocationsStartedTrigger  # not at DAG-parse time
+
     return AllocationsStartedTrigger(
         deployment_id=deployment_id,
         elasticsearch_conn_id=elasticsearch_conn_id,
