@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_esml.exceptions import DeploymentFailedError, DeploymentNotFoundError, TransientRequestError
 from airflow_esml.readiness import Verdict, WaitWindow, assess
@@ -77,3 +78,48 @@ def outcome(verdict: Verdict, timeout_error: type[Exception]) -> dict[str, Any] 
     if verdict.outcome == "timeout":
         raise timeout_error(verdict.message)
     return verdict.status.to_dict() if verdict.status else None
+
+
+class WaitingTask(Protocol):
+    """What :func:`wait_or_defer` needs of an operator."""
+
+    deployment_id: str
+    elasticsearch_conn_id: str
+    deferrable: bool
+    poll_interval: float
+
+    @property
+    def hook(self) -> ElasticsearchMLHook: ...
+
+    @property
+    def log(self) -> Any: ...
+
+    def defer(self, *, trigger: Any, method_name: str, kwargs: dict[str, Any] | None, timeout: timedelta) -> None: ...
+
+
+def wait_or_defer(
+    task: WaitingTask, needed: int | None, window: WaitWindow, *, method_name: str, kwargs: dict[str, Any]
+) -> Verdict:
+    """Check once; if not done, defer to the trigger (resuming in ``method_name`` with ``kwargs``) or poll.
+
+    Returns the verdict of a wait that ended in the worker; deferring leaves through ``task.defer``.
+    """
+    verdict = check_now(task.hook, task.deployment_id, needed, window)
+    if not verdict.done and task.deferrable:
+        task.log.info("%s; deferring", verdict.message)
+        task.defer(
+            trigger=make_trigger(
+                deployment_id=task.deployment_id,
+                elasticsearch_conn_id=task.elasticsearch_conn_id,
+                min_allocations=needed,
+                window=window,
+                poll_interval=task.poll_interval,
+            ),
+            method_name=method_name,
+            kwargs=kwargs,
+            timeout=timedelta(seconds=window.remaining() + 60),
+        )
+    if not verdict.done:
+        verdict = wait_in_worker(task.hook, task.deployment_id, needed, window, task.poll_interval, task.log)
+    task.log.info("%s", verdict.message)
+    return verdict

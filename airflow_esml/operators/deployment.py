@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ from airflow_esml.plan import DesiredSettings, UpdatePlan, plan_update
 from airflow_esml.readiness import Verdict, WaitWindow, verdict_from_event
 from airflow_esml.status import DeploymentStatus
 from airflow_esml.steps import Step, parse_max_step, plan_steps, stopped_message
-from airflow_esml.waiting import check_now, make_trigger, outcome, wait_in_worker
+from airflow_esml.waiting import outcome, wait_or_defer
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -161,27 +160,12 @@ class UpdateDeploymentOperator(BaseOperator):
             if step.last and not self.wait_for_completion:
                 result["steps"].append({**step.to_dict(), "started_allocations": None})
                 return result
-            verdict = check_now(self.hook, self.deployment_id, step.end, window)
-            if not verdict.done and self.deferrable:
-                self.log.info("%s; deferring", verdict.message)
-                self.defer(
-                    trigger=make_trigger(
-                        deployment_id=self.deployment_id,
-                        elasticsearch_conn_id=self.elasticsearch_conn_id,
-                        min_allocations=step.end,
-                        window=window,
-                        poll_interval=self.poll_interval,
-                    ),
-                    method_name="resume_steps",
-                    kwargs={
-                        "result": result,
-                        "steps": [s.to_dict() for s in steps if s.index >= step.index],
-                        "window": [window.started_at, window.end_time],
-                    },
-                    timeout=timedelta(seconds=window.remaining() + 60),
-                )
-            if not verdict.done:
-                verdict = wait_in_worker(self.hook, self.deployment_id, step.end, window, self.poll_interval, self.log)
+            resume = {
+                "result": result,
+                "steps": [s.to_dict() for s in steps if s.index >= step.index],
+                "window": [window.started_at, window.end_time],
+            }
+            verdict = wait_or_defer(self, step.end, window, method_name="resume_steps", kwargs=resume)
             self._finish_step(verdict, step, goal, result)
         return result
 
@@ -243,25 +227,9 @@ class UpdateDeploymentOperator(BaseOperator):
 
     def _wait(self, result: dict[str, Any]) -> dict[str, Any] | None:
         window = WaitWindow.starting_now(self.timeout)
-        needed = result["number_of_allocations"]
-        verdict = check_now(self.hook, self.deployment_id, needed, window)
-        if not verdict.done and self.deferrable:
-            self.log.info("%s; deferring", verdict.message)
-            self.defer(
-                trigger=make_trigger(
-                    deployment_id=self.deployment_id,
-                    elasticsearch_conn_id=self.elasticsearch_conn_id,
-                    min_allocations=needed,
-                    window=window,
-                    poll_interval=self.poll_interval,
-                ),
-                method_name="execute_complete",
-                kwargs={"result": result},
-                timeout=timedelta(seconds=self.timeout + 60),
-            )
-        if not verdict.done:
-            verdict = wait_in_worker(self.hook, self.deployment_id, needed, window, self.poll_interval, self.log)
-        self.log.info("%s", verdict.message)
+        verdict = wait_or_defer(
+            self, result["number_of_allocations"], window, method_name="execute_complete", kwargs={"result": result}
+        )
         return outcome(verdict, AllocationsTimeoutError)
 
     def execute_complete(

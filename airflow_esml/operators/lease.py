@@ -19,7 +19,7 @@ from airflow_esml.hooks import DEFAULT_CONN_ID
 from airflow_esml.leases import DEFAULT_LEASES_INDEX, check_drift_policy, lease_id_for
 from airflow_esml.plan import positive_int
 from airflow_esml.readiness import WaitWindow, verdict_from_event
-from airflow_esml.waiting import check_now, make_trigger, outcome, wait_in_worker
+from airflow_esml.waiting import outcome, wait_or_defer
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -176,24 +176,7 @@ class AcquireDeploymentLeaseOperator(_RunLeaseOperator):
 
     def _wait(self, needed: int, result: dict[str, Any]) -> dict[str, Any] | None:
         window = WaitWindow.starting_now(self.timeout)
-        verdict = check_now(self.hook, self.deployment_id, needed, window)
-        if not verdict.done and self.deferrable:
-            self.log.info("%s; deferring", verdict.message)
-            self.defer(
-                trigger=make_trigger(
-                    deployment_id=self.deployment_id,
-                    elasticsearch_conn_id=self.elasticsearch_conn_id,
-                    min_allocations=needed,
-                    window=window,
-                    poll_interval=self.poll_interval,
-                ),
-                method_name="execute_complete",
-                kwargs={"result": result},
-                timeout=timedelta(seconds=self.timeout + 60),
-            )
-        if not verdict.done:
-            verdict = wait_in_worker(self.hook, self.deployment_id, needed, window, self.poll_interval, self.log)
-        self.log.info("%s", verdict.message)
+        verdict = wait_or_defer(self, needed, window, method_name="execute_complete", kwargs={"result": result})
         return outcome(verdict, AllocationsTimeoutError)
 
     def execute_complete(
