@@ -74,6 +74,7 @@ class MlApi:
             ("GET", "/_nodes/{node_id}", self.nodes),
             ("GET", "/_nodes/{node_id}/{metric}", self.nodes),
             ("GET", "/_ml/info", self.info),
+            ("GET", "/_cluster/settings", self.cluster_settings),
         ]
 
     # -- deployment lifecycle ------------------------------------------------------------------
@@ -189,6 +190,19 @@ class MlApi:
         with self.cluster.lock:
             self.cluster._advance()
             body = views.ml_info(self.cluster)
+        return SimResponse(200, body)
+
+    def cluster_settings(self, request: SimRequest) -> SimResponse:
+        """The ML autoscaling settings only (assumption: an autoscaling cluster has them set persistently,
+        as Elastic Cloud does; other settings are not simulated). Flat keys, whatever ``flat_settings`` says."""
+        with self.cluster.lock:
+            self.cluster._advance()
+            nodes = len(self.cluster.nodes)
+            autoscale = self.cluster.autoscale
+        lazy = {"xpack.ml.max_lazy_ml_nodes": str(nodes + 8)} if autoscale else {}
+        body: dict[str, Any] = {"persistent": lazy, "transient": {}}
+        if parse_bool(request.query.get("include_defaults", "false")):
+            body["defaults"] = {"xpack.ml.max_lazy_ml_nodes": "0", "xpack.ml.max_ml_node_size": "0b"}
         return SimResponse(200, body)
 
 

@@ -83,9 +83,7 @@ def test_autoscaling_clusters_are_not_refused(monkeypatch, autoscaling):
     with Simulator(ml_nodes={"ml-node-1": 2}, load_seconds=0.2, autoscale=True) as auto:
         auto.cluster.start_deployment("my-e5", wait=True)
         monkeypatch.setenv(CONN_ENV, auto.connection_uri())
-        if autoscaling is None:  # what an autoscaling cluster's settings say (Elastic Cloud / ECK set these)
-            settings = {"persistent": {"xpack.ml.max_lazy_ml_nodes": "3", "xpack.ml.max_ml_node_size": "64gb"}}
-            monkeypatch.setattr(ElasticsearchMLHook, "get_ml_autoscaling_settings", lambda self: settings)
+        # autoscaling=None: detected from the simulator's cluster settings (xpack.ml.max_lazy_ml_nodes)
         result = op(number_of_allocations=4, autoscaling=autoscaling).execute({})
         assert auto.cluster.target("my-e5") == 4 and result["updated"] is True and "capacity" not in result
 

@@ -324,3 +324,13 @@ async def test_async_client_start_update_stats(simulator: Simulator) -> None:
         assert stopped.body == {"stopped": True}
     finally:
         await es.close()
+
+
+def test_cluster_settings_tell_an_autoscaling_cluster_from_a_fixed_one():
+    from airflow_esml.testing import Simulator
+
+    for autoscale in (False, True):
+        with Simulator(ml_nodes={"n": 2}, autoscale=autoscale) as sim:
+            body = sim.client().cluster.get_settings(include_defaults=True, flat_settings=True).body
+        lazy = int(body["persistent"].get("xpack.ml.max_lazy_ml_nodes", body["defaults"]["xpack.ml.max_lazy_ml_nodes"]))
+        assert (lazy > 1) is autoscale
