@@ -88,7 +88,7 @@ def test_example_dags_succeed_with_sensors_deferred(api: AirflowApi, scenario: S
     assert any(sample["deferred_slots"] >= 1 for sample in phase.watch.deferred_pool_samples)
     xcom = api.xcom_values(BATCH, phase.runs[BATCH])
     (summary,) = [value for key, value in xcom.items() if key.endswith("infer/return_value")]
-    assert summary["documents"] == RUN_CONF[BATCH]["documents"], xcom
+    assert summary["docs"] == RUN_CONF[BATCH]["documents"], xcom
 
 
 def test_example_dags_leave_deployments_as_intended(
