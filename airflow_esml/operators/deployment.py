@@ -111,8 +111,8 @@ class UpdateDeploymentOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         desired = DesiredSettings.parse(self.number_of_allocations, self.adaptive_allocations)
-        TrainedModelsLink.persist(context, self.hook.kibana_url, self.deployment_id)
         max_step, policy = parse_max_step(self.max_step), parse_policy(self.capacity_policy)
+        TrainedModelsLink.persist(context, self.hook.kibana_url, self.deployment_id)
         plan = plan_update(self.hook.get_deployment(self.deployment_id), desired, self.adaptive_policy)
         plan, capacity = self._check_capacity(plan, policy)
         result = update_result(plan)
