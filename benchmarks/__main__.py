@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import inference, parse, report, waiting
-from benchmarks.common import ROOT, machine, simulator_nodelay
+from benchmarks.common import ROOT, machine
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ QUICK = Sizes(
 
 def run_all(sizes: Sizes, log: Any = print) -> dict[str, Any]:
     """Every measurement; returns the raw numbers."""
-    results: dict[str, Any] = {"machine": machine(), "runs": sizes.runs, "nodelay_patched": simulator_nodelay()}
+    results: dict[str, Any] = {"machine": machine(), "runs": sizes.runs}
     log("1/4 cluster load while waiting")
     results["load"] = waiting.cluster_load(sizes.load_sizes, sizes.per_trigger_cap, sizes.runs, sizes.load_seconds)
     log("2/4 readiness lag")
@@ -90,7 +90,7 @@ def run_all(sizes: Sizes, log: Any = print) -> dict[str, Any]:
 def render(results: dict[str, Any], seconds: float) -> str:
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
-        report.machine_section(results["machine"], date, results["runs"], seconds, results["nodelay_patched"]),
+        report.machine_section(results["machine"], date, results["runs"], seconds),
         report.load_section(results["load"]),
         report.lag_section(results["lag"]),
         report.parse_section(results["imports"], results["dags"]),

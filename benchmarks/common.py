@@ -20,21 +20,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("apache-airflow", "apache-airflow-providers-elasticsearch", "elasticsearch", "elastic-transport", "aiohttp")
 
 
-def simulator_nodelay() -> bool:
-    """Turn Nagle's algorithm off in the simulator's HTTP server, as Elasticsearch does (``http.tcp.no_delay``).
-
-    Without it, a response written as headers then body waits for the client's delayed ACK (~40 ms) on a
-    kept-alive connection, which would dominate every latency measured here. Returns whether it was needed.
-    """
-    from airflow_esml.testing import server
-
-    handler = server._RequestHandler
-    if getattr(handler, "disable_nagle_algorithm", False):
-        return False
-    handler.disable_nagle_algorithm = True
-    return True
-
-
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 

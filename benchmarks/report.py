@@ -15,7 +15,7 @@ def _num(value: float, digits: int = 2) -> str:
     return "n/a" if value != value else f"{value:.{digits}f}"  # NaN check
 
 
-def machine_section(info: dict[str, Any], date: str, runs: int, seconds: float, nodelay_patched: bool) -> str:
+def machine_section(info: dict[str, Any], date: str, runs: int, seconds: float) -> str:
     packages = ", ".join(f"{k} {v}" for k, v in info["packages"].items())
     return (
         "# Benchmarks\n\n"
@@ -26,13 +26,6 @@ def machine_section(info: dict[str, Any], date: str, runs: int, seconds: float, 
         "side by side in the same `make bench` run, against the simulator (`airflow_esml.testing`) on this "
         "machine. The simulator runs in the benchmark's process and shares its 2 cores with the code measured.\n"
         "- A benchmark, not a test: it never fails on timing. Correctness is checked by the tests.\n"
-        + (
-            "- The simulator's HTTP server was run with TCP_NODELAY (the benchmark sets it; Elasticsearch sets "
-            "`http.tcp.no_delay` by default): without it every response on a kept-alive connection waits ~40 ms "
-            "for the client's delayed ACK.\n"
-            if nodelay_patched
-            else ""
-        )
     )
 
 

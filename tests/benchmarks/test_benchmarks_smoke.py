@@ -6,17 +6,15 @@ from pathlib import Path
 
 from benchmarks import __main__ as bench
 from benchmarks import inference, parse, waiting
-from benchmarks.common import machine, simulator_nodelay
+from benchmarks.common import machine
 
 
 def test_every_benchmark_path_runs_and_renders(tmp_path: Path) -> None:
-    simulator_nodelay()
     dag = tmp_path / "tiny_dag.py"
     dag.write_text("from airflow_esml.operators.inference import BatchInferenceOperator\n")
     results = {
         "machine": machine(),
         "runs": 1,
-        "nodelay_patched": True,
         "load": waiting.cluster_load([2], per_trigger_cap=1, runs=1, seconds=0.4, warmup=0.3),
         "lag": [waiting.readiness_lag("coalesced", 2, 0.2, runs=1, timeout=20, lead=0.5)],
         "imports": parse.import_cost(1),
