@@ -1,4 +1,8 @@
-"""UpdateDeploymentOperator: set a deployment's allocations, optionally waiting until they are started."""
+"""UpdateDeploymentOperator: set a deployment's allocations, optionally waiting until they are started.
+
+The modules of the careful-scaling options (capacity, steps, metrics) are imported where they are used, so
+that a DAG file importing this module does not pay for them at parse time.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, conf
 
-from airflow_esml.capacity import apply_capacity, needs_check, parse_policy
 from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, EsmlError
 from airflow_esml.hooks import DEFAULT_CONN_ID
 from airflow_esml.links import TrainedModelsLink
-from airflow_esml.metrics import metrics_of
 from airflow_esml.plan import DesiredSettings, UpdatePlan, plan_update
 from airflow_esml.readiness import Verdict, WaitWindow, verdict_from_event
 from airflow_esml.status import DeploymentStatus
-from airflow_esml.steps import Step, parse_max_step, plan_steps, stopped_message
 from airflow_esml.waiting import outcome, wait_or_defer
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_esml.hooks.ml import ElasticsearchMLHook
+    from airflow_esml.steps import Step
 
 
 class UpdateDeploymentOperator(BaseOperator):
@@ -111,6 +113,9 @@ class UpdateDeploymentOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         desired = DesiredSettings.parse(self.number_of_allocations, self.adaptive_allocations)
+        from airflow_esml.capacity import parse_policy
+        from airflow_esml.steps import parse_max_step
+
         max_step, policy = parse_max_step(self.max_step), parse_policy(self.capacity_policy)
         TrainedModelsLink.persist(context, self.hook.kibana_url, self.deployment_id)
         plan = plan_update(self.hook.get_deployment(self.deployment_id), desired, self.adaptive_policy)
@@ -130,6 +135,8 @@ class UpdateDeploymentOperator(BaseOperator):
 
     def _check_capacity(self, plan: UpdatePlan, policy: str) -> tuple[UpdatePlan, dict[str, Any] | None]:
         """Check a scale-up against the ML nodes; the XCom ``capacity`` entry is set when the request was cut."""
+        from airflow_esml.capacity import apply_capacity, needs_check
+
         if not needs_check(plan, policy):
             return plan, None
         report = self.hook.get_capacity(plan.current, self.autoscaling)
@@ -143,6 +150,8 @@ class UpdateDeploymentOperator(BaseOperator):
         self, first_body: dict[str, Any] | None, steps: list[Step], result: dict[str, Any], window: WaitWindow
     ) -> dict[str, Any]:
         """Issue ``steps`` in order, waiting for each one's allocations (deferring between steps if deferrable)."""
+        from airflow_esml.steps import stopped_message
+
         if not steps:  # resumed after the last step
             return result
         goal = steps[-1].end
@@ -171,6 +180,8 @@ class UpdateDeploymentOperator(BaseOperator):
 
     def _finish_step(self, verdict: Verdict, step: Step, goal: int, result: dict[str, Any]) -> None:
         """Record a step whose wait ended; raise, saying where it stopped, if it did not succeed."""
+        from airflow_esml.steps import stopped_message
+
         self.log.info("%s", verdict.message)
         started = verdict.status.started_allocations if verdict.status else None
         if verdict.outcome != "success":
@@ -195,6 +206,8 @@ class UpdateDeploymentOperator(BaseOperator):
     ) -> dict[str, Any]:
         """Resume a gradual change after a step's trigger event: record that step, then issue the next ones."""
         assert result is not None and steps and window
+        from airflow_esml.steps import Step
+
         plan = [Step.from_dict(s) for s in steps]
         self._finish_step(verdict_from_event(event), plan[0], plan[-1].end, result)
         return self._run_steps(None, plan[1:], result, WaitWindow(window[0], window[1]))
@@ -204,6 +217,8 @@ class UpdateDeploymentOperator(BaseOperator):
         status = result.get("deployment")
         if not status:
             return
+        from airflow_esml.metrics import metrics_of
+
         metrics = metrics_of(DeploymentStatus.from_dict(status))
         result["metrics"] = metrics.to_dict()
         self.log.info("%s: after the change: %s", self.deployment_id, metrics.describe())
@@ -247,6 +262,8 @@ def gradual_steps(plan: UpdatePlan, max_step: int | None) -> list[Step]:
     """The steps of a count change under ``max_step`` (none when there is no count change or no ``max_step``)."""
     if max_step is None or plan.body is None or "number_of_allocations" not in plan.body:
         return []
+    from airflow_esml.steps import plan_steps
+
     return plan_steps(plan.current.target_allocations, plan.body["number_of_allocations"], max_step)
 
 

@@ -13,7 +13,6 @@ from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_esml.exceptions import DeploymentFailedError
 from airflow_esml.hooks import DEFAULT_CONN_ID
-from airflow_esml.metrics import judge_performance, parse_bound
 from airflow_esml.plan import positive_int
 from airflow_esml.readiness import WaitWindow, verdict_from_event
 from airflow_esml.waiting import check_now, make_trigger, outcome
@@ -107,9 +106,13 @@ class AllocationsStartedSensor(BaseSensorOperator):
 
     @property
     def _max_pending(self) -> float | None:
+        from airflow_esml.metrics import parse_bound  # not at DAG-parse time
+
         return parse_bound("max_pending_per_allocation", self.max_pending_per_allocation)
 
     def poke(self, context: Context) -> PokeReturnValue:
+        from airflow_esml.metrics import judge_performance
+
         window = self._window or self._start_window(context)
         verdict = judge_performance(check_now(self.hook, self.deployment_id, self._needed, window), self._max_pending)
         self.log.info("%s", verdict.message)
