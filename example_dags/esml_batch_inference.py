@@ -35,7 +35,6 @@ with DAG(
     },
     tags=["example", "elasticsearch-ml"],
 ) as dag:
-
     # [START howto_batch_inference]
     with scaled_deployment(
         "{{ params.deployment_id }}",
