@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import TaskGroup, conf
+from airflow.providers.common.compat.sdk import TaskGroup, conf
 
 from airflow_esml.hooks import DEFAULT_CONN_ID
 from airflow_esml.leases import DEFAULT_LEASES_INDEX

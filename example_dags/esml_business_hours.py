@@ -9,7 +9,12 @@ started. Counts and hours are params, so a manual run can use other values.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, MultipleCronTriggerTimetable, Param, task
+from airflow.sdk import DAG, Param, task
+
+try:
+    from airflow.sdk import MultipleCronTriggerTimetable
+except ImportError:  # Airflow 3.1 has it only in core
+    from airflow.timetables.trigger import MultipleCronTriggerTimetable  # type: ignore[no-redef]
 
 from airflow_esml.operators.deployment import UpdateDeploymentOperator
 from airflow_esml.sensors.deployment import AllocationsStartedSensor

@@ -10,8 +10,8 @@ from typing import Any
 
 import pendulum
 import pytest
+from airflow.providers.common.compat.sdk import BaseOperator
 from airflow.sdk import DAG
-from airflow.sdk.bases.operator import BaseOperator
 
 from airflow_esml.lifecycle import scaled_deployment
 from tests.lease_helpers import Held, invariant_violations, lease_doc, make_store

@@ -103,8 +103,8 @@ def test_sensor_waits_until_the_queue_per_allocation_is_small(status, capsys):
 
 
 def test_sensor_deferrable_checks_the_condition_after_the_trigger(status):
+    from airflow.providers.common.compat.sdk import TaskDeferred
     from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
-    from airflow.sdk.exceptions import TaskDeferred
 
     sensor = make_sensor(max_pending_per_allocation="1", deferrable=True)
     sensor.hook = FakeHook(busy(status, 6))
@@ -119,7 +119,7 @@ def test_sensor_deferrable_checks_the_condition_after_the_trigger(status):
 
 
 def test_sensor_performance_wait_times_out(status):
-    from airflow.sdk.exceptions import AirflowSensorTimeout
+    from airflow.providers.common.compat.sdk import AirflowSensorTimeout
 
     sensor = make_sensor(max_pending_per_allocation=0, deferrable=True)
     sensor.hook = FakeHook(busy(status, 6))

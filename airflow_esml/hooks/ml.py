@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any, TypeVar, cast
 
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 
 from airflow_esml.capacity import CapacityReport
@@ -21,10 +21,8 @@ ClientT = TypeVar("ClientT", Elasticsearch, AsyncElasticsearch)
 
 def with_compat(client: ClientT) -> ClientT:
     """Apply the Elasticsearch provider's ``[elasticsearch] es_compat_with`` setting to ``client``."""
-    try:
-        from airflow.providers.elasticsearch._compat import apply_compat_with
-    except ImportError:  # provider older than 6.5.4
-        return client
+    from airflow.providers.elasticsearch._compat import apply_compat_with
+
     # it wraps transport.perform_request without awaiting, so it serves the async client as well
     return cast("ClientT", apply_compat_with(client))  # type: ignore[arg-type]
 

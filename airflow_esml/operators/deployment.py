@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, conf
+from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, EsmlError
 from airflow_esml.hooks import DEFAULT_CONN_ID

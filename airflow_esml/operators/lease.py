@@ -12,7 +12,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.sdk import BaseOperator, conf
+from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_esml.exceptions import AllocationsTimeoutError, EsmlError, InvalidParameterError
 from airflow_esml.hooks import DEFAULT_CONN_ID

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 
+import elasticsearch
 import pytest
 
 from airflow_esml.exceptions import DeploymentNotFoundError, ElasticsearchRequestError, TransientRequestError
@@ -127,6 +128,10 @@ def test_api_key_and_tls_through_the_connection(tmp_path, monkeypatch):
             ElasticsearchMLHook().get_deployment("my-e5")
 
 
+CLIENT_MAJOR = int(elasticsearch.__versionstr__.split(".")[0])
+
+
+@pytest.mark.skipif(CLIENT_MAJOR < 9, reason="an 8.x client speaks to an 8.x server without the setting")
 def test_es8_server_needs_the_compat_setting(monkeypatch):
     with Simulator(ml_nodes={"n": 2}, es_version="8.19.3", load_seconds=0.1) as old:
         old.cluster.start_deployment("my-e5", wait=True)
@@ -134,4 +139,12 @@ def test_es8_server_needs_the_compat_setting(monkeypatch):
         with pytest.raises(ElasticsearchRequestError, match="es_compat_with"):
             ElasticsearchMLHook().get_deployment("my-e5")
         monkeypatch.setenv("AIRFLOW__ELASTICSEARCH__ES_COMPAT_WITH", "8")
+        assert ElasticsearchMLHook().get_deployment("my-e5").target_allocations == 1
+
+
+@pytest.mark.skipif(CLIENT_MAJOR >= 9, reason="a 9.x client needs [elasticsearch] es_compat_with for an 8.x server")
+def test_es8_client_and_server_need_no_setting(monkeypatch):
+    with Simulator(ml_nodes={"n": 2}, es_version="8.19.3", load_seconds=0.1) as old:
+        old.cluster.start_deployment("my-e5", wait=True)
+        monkeypatch.setenv(CONN_ENV, old.connection_uri())
         assert ElasticsearchMLHook().get_deployment("my-e5").target_allocations == 1

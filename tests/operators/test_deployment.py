@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_esml.exceptions import (
     AllocationsTimeoutError,

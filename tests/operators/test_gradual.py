@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_esml.exceptions import DeploymentFailedError, InvalidParameterError, TransientRequestError
 from airflow_esml.operators.deployment import UpdateDeploymentOperator

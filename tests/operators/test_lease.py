@@ -7,7 +7,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, InvalidParameterError
 from airflow_esml.operators.lease import (

@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
 from airflow_esml.exceptions import DeploymentFailedError, InvalidParameterError
 from airflow_esml.sensors.deployment import AllocationsStartedSensor

@@ -84,8 +84,9 @@ async def test_many_waiters_share_one_request_per_interval(fake: FakeStats) -> N
     verdicts = await asyncio.gather(*waiters)
     await settle()
     assert [v.outcome for v in verdicts] == ["success"] * 200
-    # one request per interval for 200 waiters (timing slack both ways), each for the union of the ids
-    assert 3 <= polls_while_waiting <= 9
+    # one request per interval for 200 waiters, each for the union of the ids (one poll per waiter would be
+    # 200+); a loaded machine may fit fewer than 6 polls into 6 intervals, never more than 6 + slack
+    assert 1 <= polls_while_waiting <= 9
     assert all(r == sorted(fake.started) for r in fake.requests)
     assert fake.closed == 1
     assert active_pollers() == []
