@@ -13,24 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from airflow_esml.exceptions import DeploymentStateError, InvalidParameterError
+from airflow_esml.params import positive_int
 from airflow_esml.status import AdaptiveAllocations, DeploymentStatus
 
 AdaptivePolicy = Literal["fail", "disable"]
 ADAPTIVE_POLICIES: tuple[str, ...] = ("fail", "disable")
 _ADAPTIVE_KEYS = frozenset({"enabled", "min_number_of_allocations", "max_number_of_allocations"})
-
-
-def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    """``value`` as an int of at least ``minimum``; digit strings (rendered templates) are accepted."""
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        number = int(value.strip())
-    if number is None or number < minimum:
-        kind = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
-        raise InvalidParameterError(f"{name} must be {kind}, got {value!r}")
-    return number
 
 
 def parse_adaptive(value: Any, name: str = "adaptive_allocations") -> AdaptiveAllocations:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from airflow_esml.plan import positive_int
+from airflow_esml.params import positive_int
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """UpdateDeploymentOperator: set a deployment's allocations, optionally waiting until they are started.
 
-The modules of the careful-scaling options (capacity, steps, metrics) are imported where they are used, so
-that a DAG file importing this module does not pay for them at parse time.
+The modules that do the work (plan, readiness, waiting, and capacity, steps and metrics for the careful-scaling
+options) are imported where they are used, so that a DAG file importing this module does not pay for them at
+parse time.
 """
 
 from __future__ import annotations
@@ -15,15 +16,13 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, EsmlError
 from airflow_esml.hooks import DEFAULT_CONN_ID
 from airflow_esml.links import TrainedModelsLink
-from airflow_esml.plan import DesiredSettings, UpdatePlan, plan_update
-from airflow_esml.readiness import Verdict, WaitWindow, verdict_from_event
-from airflow_esml.status import DeploymentStatus
-from airflow_esml.waiting import outcome, wait_or_defer
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_esml.hooks.ml import ElasticsearchMLHook
+    from airflow_esml.plan import UpdatePlan
+    from airflow_esml.readiness import Verdict, WaitWindow
     from airflow_esml.steps import Step
 
 
@@ -112,10 +111,12 @@ class UpdateDeploymentOperator(BaseOperator):
         return ElasticsearchMLHook(self.elasticsearch_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        desired = DesiredSettings.parse(self.number_of_allocations, self.adaptive_allocations)
         from airflow_esml.capacity import parse_policy
+        from airflow_esml.plan import DesiredSettings, plan_update
+        from airflow_esml.readiness import WaitWindow
         from airflow_esml.steps import parse_max_step
 
+        desired = DesiredSettings.parse(self.number_of_allocations, self.adaptive_allocations)
         max_step, policy = parse_max_step(self.max_step), parse_policy(self.capacity_policy)
         TrainedModelsLink.persist(context, self.hook.kibana_url, self.deployment_id)
         plan = plan_update(self.hook.get_deployment(self.deployment_id), desired, self.adaptive_policy)
@@ -151,6 +152,7 @@ class UpdateDeploymentOperator(BaseOperator):
     ) -> dict[str, Any]:
         """Issue ``steps`` in order, waiting for each one's allocations (deferring between steps if deferrable)."""
         from airflow_esml.steps import stopped_message
+        from airflow_esml.waiting import wait_or_defer
 
         if not steps:  # resumed after the last step
             return result
@@ -206,6 +208,7 @@ class UpdateDeploymentOperator(BaseOperator):
     ) -> dict[str, Any]:
         """Resume a gradual change after a step's trigger event: record that step, then issue the next ones."""
         assert result is not None and steps and window
+        from airflow_esml.readiness import WaitWindow, verdict_from_event
         from airflow_esml.steps import Step
 
         plan = [Step.from_dict(s) for s in steps]
@@ -218,6 +221,7 @@ class UpdateDeploymentOperator(BaseOperator):
         if not status:
             return
         from airflow_esml.metrics import metrics_of
+        from airflow_esml.status import DeploymentStatus
 
         metrics = metrics_of(DeploymentStatus.from_dict(status))
         result["metrics"] = metrics.to_dict()
@@ -241,6 +245,9 @@ class UpdateDeploymentOperator(BaseOperator):
         self.hook.update_deployment(current.deployment_id, **plan.body)
 
     def _wait(self, result: dict[str, Any]) -> dict[str, Any] | None:
+        from airflow_esml.readiness import WaitWindow
+        from airflow_esml.waiting import outcome, wait_or_defer
+
         window = WaitWindow.starting_now(self.timeout)
         verdict = wait_or_defer(
             self, result["number_of_allocations"], window, method_name="execute_complete", kwargs={"result": result}
@@ -251,6 +258,9 @@ class UpdateDeploymentOperator(BaseOperator):
         self, context: Context, event: dict[str, Any] | None = None, result: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after the trigger's event: the result of :meth:`execute`, with the final status."""
+        from airflow_esml.readiness import verdict_from_event
+        from airflow_esml.waiting import outcome
+
         verdict = verdict_from_event(event)
         self.log.info("%s", verdict.message)
         final = {**(result or {}), "deployment": outcome(verdict, AllocationsTimeoutError)}

@@ -13,7 +13,7 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_esml.exceptions import InvalidParameterError
 from airflow_esml.hooks import DEFAULT_CONN_ID
-from airflow_esml.plan import positive_int
+from airflow_esml.params import positive_int
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

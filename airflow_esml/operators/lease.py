@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from airflow_esml.exceptions import AllocationsTimeoutError, EsmlError, InvalidParameterError
 from airflow_esml.hooks import DEFAULT_CONN_ID
 from airflow_esml.leases import DEFAULT_LEASES_INDEX, check_drift_policy, lease_id_for
-from airflow_esml.plan import positive_int
+from airflow_esml.params import positive_int
 from airflow_esml.readiness import WaitWindow, verdict_from_event
 from airflow_esml.waiting import outcome, wait_or_defer
 

@@ -1,4 +1,8 @@
-"""AllocationsStartedSensor: wait until a deployment's allocations are started."""
+"""AllocationsStartedSensor: wait until a deployment's allocations are started.
+
+The waiting modules (readiness, waiting, metrics) are imported where they are used, so that a DAG file
+importing this module does not pay for them at parse time.
+"""
 
 from __future__ import annotations
 
@@ -18,14 +22,13 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_esml.exceptions import DeploymentFailedError
 from airflow_esml.hooks import DEFAULT_CONN_ID
-from airflow_esml.plan import positive_int
-from airflow_esml.readiness import WaitWindow, verdict_from_event
-from airflow_esml.waiting import check_now, make_trigger, outcome
+from airflow_esml.params import positive_int
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_esml.hooks.ml import ElasticsearchMLHook
+    from airflow_esml.readiness import WaitWindow
 
 
 class AllocationsStartedSensor(BaseSensorOperator):
@@ -87,6 +90,9 @@ class AllocationsStartedSensor(BaseSensorOperator):
         self._max_pending  # noqa: B018
         if not self.deferrable:
             return super().execute(context)
+        from airflow_esml.readiness import WaitWindow
+        from airflow_esml.waiting import make_trigger
+
         self._window = WaitWindow.starting_now(self.timeout)
         try:
             first = self.poke(context)
@@ -117,6 +123,7 @@ class AllocationsStartedSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow_esml.metrics import judge_performance
+        from airflow_esml.waiting import check_now
 
         window = self._window or self._start_window(context)
         verdict = judge_performance(check_now(self.hook, self.deployment_id, self._needed, window), self._max_pending)
@@ -127,6 +134,8 @@ class AllocationsStartedSensor(BaseSensorOperator):
         return PokeReturnValue(done, verdict.status.to_dict() if done and verdict.status else None)
 
     def _start_window(self, context: Context) -> WaitWindow:
+        from airflow_esml.readiness import WaitWindow
+
         start = time.time()
         if self.reschedule:  # the wait began at the first reschedule, in an earlier process
             first = context["ti"].get_first_reschedule_date(context)
@@ -138,6 +147,9 @@ class AllocationsStartedSensor(BaseSensorOperator):
         self, context: Context, event: dict[str, Any] | None = None, window: list[float] | None = None
     ) -> dict[str, Any] | None:
         """Resume after the trigger's event (soft_fail is applied by the base class)."""
+        from airflow_esml.readiness import verdict_from_event
+        from airflow_esml.waiting import outcome
+
         verdict = verdict_from_event(event)
         self.log.info("%s", verdict.message)
         value = outcome(verdict, AirflowSensorTimeout)
@@ -151,6 +163,8 @@ class AllocationsStartedSensor(BaseSensorOperator):
         """Deferrable wait for ``max_pending_per_allocation``: look once, else sleep ``poke_interval`` in the
         triggerer (a timer) and look again, until the sensor's deadline."""
         from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+
+        from airflow_esml.readiness import WaitWindow
 
         self._window = WaitWindow(*window) if window else WaitWindow.starting_now(self.timeout)
         result = self.poke(context)

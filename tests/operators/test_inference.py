@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +78,3 @@ def test_an_empty_batch_sends_nothing() -> None:
 
 def test_docs_is_templated() -> None:
     assert "docs" in BatchInferenceOperator.template_fields
-
-
-def test_importing_the_operator_does_not_import_the_client() -> None:
-    code = "import sys, airflow_esml.operators.inference; print('elasticsearch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    assert out.strip() == "False"
