@@ -25,17 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_esml.exceptions import EsmlError
 from airflow_esml.lease_documents import LeaseDocuments, Stored
-from airflow_esml.leases import (
-    DEFAULT_LEASES_INDEX,
-    Decision,
-    DriftPolicy,
-    Lease,
-    LeaseDoc,
-    Lock,
-    Settings,
-    check_drift_policy,
-    decide,
-)
+from airflow_esml.leases import Decision, Lease, LeaseDoc, Lock, Settings, decide
+from airflow_esml.params import DEFAULT_LEASES_INDEX, DriftPolicy, check_drift_policy
 
 if TYPE_CHECKING:
     from airflow_esml.hooks.ml import ElasticsearchMLHook

@@ -11,23 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
-from airflow_esml.exceptions import InvalidParameterError
+from airflow_esml.params import DriftPolicy
 from airflow_esml.status import AdaptiveAllocations, DeploymentStatus
 
-DEFAULT_LEASES_INDEX = "esml-leases"
-DriftPolicy = Literal["respect", "restore"]
-DRIFT_POLICIES: tuple[str, ...] = ("respect", "restore")
 #: how many drift records a lease document keeps
 DRIFT_HISTORY = 10
-
-
-def check_drift_policy(value: str) -> DriftPolicy:
-    """``value`` if it is a drift policy; otherwise an :class:`InvalidParameterError` naming the choices."""
-    if value not in DRIFT_POLICIES:
-        raise InvalidParameterError(f"on_drift must be one of {DRIFT_POLICIES}, got {value!r}")
-    return value  # type: ignore[return-value]
 
 
 def lease_id_for(dag_id: str, run_id: str, name: str) -> str:

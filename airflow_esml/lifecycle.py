@@ -23,12 +23,12 @@ from typing import Any
 from airflow.providers.common.compat.sdk import TaskGroup, conf
 
 from airflow_esml.hooks import DEFAULT_CONN_ID
-from airflow_esml.leases import DEFAULT_LEASES_INDEX
 from airflow_esml.operators.lease import (
     DEFAULT_LEASE_TTL,
     AcquireDeploymentLeaseOperator,
     ReleaseDeploymentLeaseOperator,
 )
+from airflow_esml.params import DEFAULT_LEASES_INDEX
 from airflow_esml.sensors.deployment import AllocationsStartedSensor
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from airflow_esml.exceptions import InvalidParameterError
+
+#: the index that holds the lease documents unless a task names another
+DEFAULT_LEASES_INDEX = "esml-leases"
+DriftPolicy = Literal["respect", "restore"]
+DRIFT_POLICIES: tuple[str, ...] = ("respect", "restore")
 
 
 def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
@@ -18,3 +23,10 @@ def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
         kind = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
         raise InvalidParameterError(f"{name} must be {kind}, got {value!r}")
     return number
+
+
+def check_drift_policy(value: str) -> DriftPolicy:
+    """``value`` if it is a drift policy; otherwise an :class:`InvalidParameterError` naming the choices."""
+    if value not in DRIFT_POLICIES:
+        raise InvalidParameterError(f"on_drift must be one of {DRIFT_POLICIES}, got {value!r}")
+    return value  # type: ignore[return-value]

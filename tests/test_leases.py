@@ -10,12 +10,12 @@ from airflow_esml.leases import (
     LeaseDoc,
     Lock,
     Settings,
-    check_drift_policy,
     decide,
     goal_settings,
     lease_id_for,
     update_body,
 )
+from airflow_esml.params import check_drift_policy
 from airflow_esml.status import AdaptiveAllocations, DeploymentStatus
 
 ADAPTIVE = AdaptiveAllocations(True, 1, 4)

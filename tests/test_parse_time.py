@@ -10,6 +10,8 @@ DAG_FACING = (
     "airflow_esml.operators.deployment",
     "airflow_esml.sensors.deployment",
     "airflow_esml.operators.inference",
+    "airflow_esml.operators.lease",
+    "airflow_esml.lifecycle",
 )
 #: loaded only when a task runs: the client, the hook, and the modules that plan, wait and decide
 WORK_TIME = (
@@ -23,11 +25,13 @@ WORK_TIME = (
     "airflow_esml.capacity",
     "airflow_esml.steps",
     "airflow_esml.metrics",
+    "airflow_esml.leases",
+    "airflow_esml.lease_store",
 )
 
 
 def test_importing_operators_and_sensors_loads_no_work_time_module() -> None:
-    code = f"import sys\nfor m in {DAG_FACING!r}: __import__(m)\nprint(__import__('json').dumps(sorted(sys.modules)))"
+    code = f"import json, sys\nfor m in {DAG_FACING!r}: __import__(m)\nprint(json.dumps(sorted(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
     assert set(DAG_FACING) <= loaded

@@ -2,7 +2,8 @@
 
 A lease is one DAG run's claim on a deployment, kept in Elasticsearch (see ``docs/leases.md``). Its id is
 made of the DAG id, the run id and ``lease_name``, so every try of the run's tasks uses the same lease, and
-the release task finds it without any XCom.
+the release task finds it without any XCom. The lease logic and the waiting modules are imported where
+they are used, so that a DAG file does not pay for them at parse time.
 """
 
 from __future__ import annotations
@@ -16,10 +17,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_esml.exceptions import AllocationsTimeoutError, EsmlError, InvalidParameterError
 from airflow_esml.hooks import DEFAULT_CONN_ID
-from airflow_esml.leases import DEFAULT_LEASES_INDEX, check_drift_policy, lease_id_for
-from airflow_esml.params import positive_int
-from airflow_esml.readiness import WaitWindow, verdict_from_event
-from airflow_esml.waiting import outcome, wait_or_defer
+from airflow_esml.params import DEFAULT_LEASES_INDEX, check_drift_policy, positive_int
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -80,6 +78,8 @@ class _RunLeaseOperator(_LeaseOperator):
 
     def lease_id(self, context: Context) -> str:
         """``<dag_id>/<run_id>/<lease_name>``; the lease name defaults to the deployment id."""
+        from airflow_esml.leases import lease_id_for
+
         return lease_id_for(self.dag_id, context["run_id"], self.lease_name or self.deployment_id)
 
 
@@ -175,6 +175,9 @@ class AcquireDeploymentLeaseOperator(_RunLeaseOperator):
             self.log.warning("%s: could not release lease %s (%s); it will expire", self.deployment_id, lease_id, exc)
 
     def _wait(self, needed: int, result: dict[str, Any]) -> dict[str, Any] | None:
+        from airflow_esml.readiness import WaitWindow
+        from airflow_esml.waiting import outcome, wait_or_defer
+
         window = WaitWindow.starting_now(self.timeout)
         verdict = wait_or_defer(self, needed, window, method_name="execute_complete", kwargs={"result": result})
         return outcome(verdict, AllocationsTimeoutError)
@@ -183,6 +186,9 @@ class AcquireDeploymentLeaseOperator(_RunLeaseOperator):
         self, context: Context, event: dict[str, Any] | None = None, result: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after the trigger's event; a failed wait releases the lease before failing."""
+        from airflow_esml.readiness import verdict_from_event
+        from airflow_esml.waiting import outcome
+
         verdict = verdict_from_event(event)
         self.log.info("%s", verdict.message)
         deployment = self._guarded(context, lambda: outcome(verdict, AllocationsTimeoutError))
