@@ -2,4 +2,8 @@
 
 from __future__ import annotations
 
+from airflow_esml import _moved
+
 __version__ = "0.1.0"
+
+_moved.install()

@@ -41,3 +41,18 @@ class TransientRequestError(ElasticsearchRequestError):
 
 class DeploymentStateError(EsmlError):
     """The deployment is in a state in which Elasticsearch refuses the change (for example still starting)."""
+
+
+class InsufficientCapacityError(AirflowFailException, EsmlError):
+    """The ML nodes cannot hold the requested allocations and ``capacity_policy`` is ``"fail"``.
+
+    Raised before anything in the cluster changes; a retry would see the same nodes, so the task fails.
+    """
+
+
+class LeaseLockTimeoutError(EsmlError):
+    """The lease document stayed locked by another operation for longer than ``lock_wait`` (a retry may work)."""
+
+
+class LockLostError(EsmlError):
+    """The lock expired and another operation took it; the operation starts again."""

@@ -22,13 +22,14 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import TaskGroup, conf
 
-from airflow_esml.hooks import DEFAULT_CONN_ID
-from airflow_esml.operators.lease import (
+from airflow_esml.core.params import (
+    DEFAULT_CONN_ID,
     DEFAULT_LEASE_TTL,
-    AcquireDeploymentLeaseOperator,
-    ReleaseDeploymentLeaseOperator,
+    DEFAULT_LEASES_INDEX,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
 )
-from airflow_esml.params import DEFAULT_LEASES_INDEX
+from airflow_esml.operators.lease import AcquireDeploymentLeaseOperator, ReleaseDeploymentLeaseOperator
 from airflow_esml.sensors.deployment import AllocationsStartedSensor
 
 
@@ -64,8 +65,8 @@ def scaled_deployment(
     leases_index: str = DEFAULT_LEASES_INDEX,
     on_drift: str = "respect",
     wait: bool = True,
-    wait_timeout: float = 1800.0,
-    poll_interval: float = 5.0,
+    wait_timeout: float = DEFAULT_TIMEOUT,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
     deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
     release_retries: int = 3,
     release_retry_delay: timedelta = timedelta(seconds=30),

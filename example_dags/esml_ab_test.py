@@ -76,7 +76,7 @@ with DAG(
         :param b: infer_b's summary.
         """
         from airflow_esml.hooks.ml import ElasticsearchMLHook
-        from airflow_esml.metrics import metrics_of
+        from airflow_esml.core.metrics import metrics_of
 
         assert params is not None
         hook = ElasticsearchMLHook()

@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-DEFAULT_CONN_ID = "elasticsearch_default"
+from airflow_esml.core.params import DEFAULT_CONN_ID
+
+__all__ = ["DEFAULT_CONN_ID"]

@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from airflow_esml.core.params import DEFAULT_PORT, DEFAULT_REQUEST_TIMEOUT
 from airflow_esml.exceptions import InvalidParameterError
-
-DEFAULT_PORT = 9200
-DEFAULT_REQUEST_TIMEOUT = 30.0
 
 # extra field -> the type it must have
 ALLOWED_EXTRAS: dict[str, tuple[type, ...]] = {

@@ -27,8 +27,8 @@ from airflow_esml.exceptions import InvalidParameterError, TransientRequestError
 from airflow_esml.hooks.retry import is_transient, translate
 
 if TYPE_CHECKING:
+    from airflow_esml.core.status import DeploymentStatus
     from airflow_esml.hooks.ml import ElasticsearchMLHook
-    from airflow_esml.status import DeploymentStatus
 
 log = logging.getLogger(__name__)
 

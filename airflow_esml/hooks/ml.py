@@ -9,12 +9,13 @@ from typing import Any, TypeVar, cast
 from airflow.providers.common.compat.sdk import BaseHook
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 
-from airflow_esml.capacity import CapacityReport
+from airflow_esml.core import capacity
+from airflow_esml.core.capacity import CapacityReport
+from airflow_esml.core.params import DEFAULT_CONN_ID
+from airflow_esml.core.status import AdaptiveAllocations, DeploymentStatus, parse_deployment_status
 from airflow_esml.exceptions import DeploymentNotFoundError, EsmlError
-from airflow_esml.hooks import DEFAULT_CONN_ID
 from airflow_esml.hooks.connection import client_kwargs
 from airflow_esml.hooks.retry import RetryPolicy
-from airflow_esml.status import AdaptiveAllocations, DeploymentStatus, parse_deployment_status
 
 ClientT = TypeVar("ClientT", Elasticsearch, AsyncElasticsearch)
 
@@ -217,7 +218,7 @@ class ElasticsearchMLHook(BaseHook):
             f"Connected to Elasticsearch {info['version']['number']} ({info.get('cluster_name', '')})",
         )
 
-    # -- capacity (see airflow_esml.capacity) ---------------------------------------------------------
+    # -- capacity (see airflow_esml.core.capacity) ---------------------------------------------------------
 
     def get_ml_nodes(self) -> dict[str, Any]:
         """``GET _nodes``: every node with its roles and attributes (needs the ``monitor`` privilege)."""
@@ -267,8 +268,6 @@ class ElasticsearchMLHook(BaseHook):
         :param autoscaling: whether the cluster autoscales ML nodes; None reads the cluster settings
             (and assumes no autoscaling when they are not readable).
         """
-        from airflow_esml import capacity
-
         used = capacity.processors_used(self.get_all_deployments(), status.deployment_id)
         try:
             nodes: tuple[capacity.MlNode, ...] | None = capacity.parse_ml_nodes(self.get_ml_nodes())
@@ -287,8 +286,6 @@ class ElasticsearchMLHook(BaseHook):
         )
 
     def _detect_autoscaling(self, nodes: Sequence[Any]) -> bool:
-        from airflow_esml.capacity import scaling_possible
-
         try:
             settings = self.get_ml_autoscaling_settings()
         except EsmlError as exc:
@@ -298,7 +295,7 @@ class ElasticsearchMLHook(BaseHook):
                 exc,
             )
             return False
-        return scaling_possible(settings, nodes)
+        return capacity.scaling_possible(settings, nodes)
 
 
 def pick_deployment(deployment_id: str, body: Mapping[str, Any]) -> DeploymentStatus:

@@ -1,32 +1,37 @@
-"""UpdateDeploymentOperator: set a deployment's allocations, optionally waiting until they are started.
-
-The modules that do the work (plan, readiness, waiting, and capacity, steps and metrics for the careful-scaling
-options) are imported where they are used, so that a DAG file importing this module does not pay for them at
-parse time.
-"""
+"""UpdateDeploymentOperator: set a deployment's allocations, optionally waiting until they are started."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_esml.core import capacity
+from airflow_esml.core.metrics import metrics_of
+from airflow_esml.core.params import (
+    DEFAULT_CONN_ID,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
+    check_adaptive_policy,
+    parse_capacity_policy,
+    parse_max_step,
+    parse_settings,
+)
+from airflow_esml.core.plan import UpdatePlan, plan_update
+from airflow_esml.core.readiness import Verdict, WaitWindow, outcome
+from airflow_esml.core.settings import Settings
+from airflow_esml.core.status import DeploymentStatus
+from airflow_esml.core.steps import Step, plan_steps, stopped_message
 from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, EsmlError
-from airflow_esml.hooks import DEFAULT_CONN_ID
 from airflow_esml.links import TrainedModelsLink
+from airflow_esml.operators.waiting import AllocationsWaitMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_esml.hooks.ml import ElasticsearchMLHook
-    from airflow_esml.plan import UpdatePlan
-    from airflow_esml.readiness import Verdict, WaitWindow
-    from airflow_esml.steps import Step
 
-
-class UpdateDeploymentOperator(BaseOperator):
+class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
     """Set a trained-model deployment's ``number_of_allocations`` or its adaptive-allocations settings.
 
     The deployment is read first: if it already has the requested setting, nothing is sent and the task
@@ -81,8 +86,8 @@ class UpdateDeploymentOperator(BaseOperator):
         adaptive_policy: str = "fail",
         wait_for_completion: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 5.0,
-        timeout: float = 1800.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        timeout: float = DEFAULT_TIMEOUT,
         max_step: int | str | None = None,
         capacity_policy: str | None = "fail",
         autoscaling: bool | None = None,
@@ -96,7 +101,7 @@ class UpdateDeploymentOperator(BaseOperator):
         self.number_of_allocations = number_of_allocations
         self.adaptive_allocations = adaptive_allocations
         self.elasticsearch_conn_id = elasticsearch_conn_id
-        self.adaptive_policy = adaptive_policy
+        self.adaptive_policy = check_adaptive_policy(adaptive_policy)
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = poll_interval
@@ -104,46 +109,32 @@ class UpdateDeploymentOperator(BaseOperator):
         if deferrable and not wait_for_completion:
             self.log.warning("%s: deferrable=True has no effect without wait_for_completion=True", self.task_id)
 
-    @cached_property
-    def hook(self) -> ElasticsearchMLHook:
-        from airflow_esml.hooks.ml import ElasticsearchMLHook
-
-        return ElasticsearchMLHook(self.elasticsearch_conn_id)
-
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_esml.capacity import parse_policy
-        from airflow_esml.plan import DesiredSettings, plan_update
-        from airflow_esml.readiness import WaitWindow
-        from airflow_esml.steps import parse_max_step
-
-        desired = DesiredSettings.parse(self.number_of_allocations, self.adaptive_allocations)
-        max_step, policy = parse_max_step(self.max_step), parse_policy(self.capacity_policy)
+        desired = parse_settings(self.number_of_allocations, self.adaptive_allocations)
+        max_step, policy = parse_max_step(self.max_step), parse_capacity_policy(self.capacity_policy)
         TrainedModelsLink.persist(context, self.hook.kibana_url, self.deployment_id)
-        plan = plan_update(self.hook.get_deployment(self.deployment_id), desired, self.adaptive_policy)
-        plan, capacity = self._check_capacity(plan, policy)
-        result = update_result(plan)
-        if capacity is not None:
-            result["capacity"] = capacity
+        plan, result = self._plan(desired, policy)
         steps = gradual_steps(plan, max_step)
         if len(steps) > 1:
-            result["steps"] = []
-            return self._run_steps(plan.body, steps, result, WaitWindow.starting_now(self.timeout))
+            return self._run_steps(plan.body, steps, {**result, "steps": []}, WaitWindow.starting_now(self.timeout))
         self._apply(plan)
-        if self.wait_for_completion:
-            result["deployment"] = self._wait(result)
-            self._record_metrics(result)
-        return result
+        return self._wait(result) if self.wait_for_completion else result
 
-    def _check_capacity(self, plan: UpdatePlan, policy: str) -> tuple[UpdatePlan, dict[str, Any] | None]:
-        """Check a scale-up against the ML nodes; the XCom ``capacity`` entry is set when the request was cut."""
-        from airflow_esml.capacity import apply_capacity, needs_check
+    def _plan(self, desired: Settings, policy: str) -> tuple[UpdatePlan, dict[str, Any]]:
+        """The update to make, checked against the ML nodes for a scale-up, and the XCom result it gives.
 
-        if not needs_check(plan, policy):
-            return plan, None
+        The result has a ``capacity`` entry when the request was cut to what fits.
+        """
+        plan = plan_update(self.hook.get_deployment(self.deployment_id), desired, self.adaptive_policy)
+        if not capacity.needs_check(plan, policy):
+            return plan, update_result(plan)
         report = self.hook.get_capacity(plan.current, self.autoscaling)
-        plan, decision = apply_capacity(plan, report, policy)
+        plan, decision = capacity.apply_capacity(plan, report, policy)
         self.log.info("%s", decision.message)
-        return plan, decision.to_dict() if decision.capped else None
+        result = update_result(plan)
+        if decision.capped:
+            result["capacity"] = decision.to_dict()
+        return plan, result
 
     # -- gradual scaling (max_step) -------------------------------------------------------------------
 
@@ -151,9 +142,6 @@ class UpdateDeploymentOperator(BaseOperator):
         self, first_body: dict[str, Any] | None, steps: list[Step], result: dict[str, Any], window: WaitWindow
     ) -> dict[str, Any]:
         """Issue ``steps`` in order, waiting for each one's allocations (deferring between steps if deferrable)."""
-        from airflow_esml.steps import stopped_message
-        from airflow_esml.waiting import wait_or_defer
-
         if not steps:  # resumed after the last step
             return result
         goal = steps[-1].end
@@ -176,15 +164,12 @@ class UpdateDeploymentOperator(BaseOperator):
                 "steps": [s.to_dict() for s in steps if s.index >= step.index],
                 "window": [window.started_at, window.end_time],
             }
-            verdict = wait_or_defer(self, step.end, window, method_name="resume_steps", kwargs=resume)
+            verdict = self.wait_or_defer(step.end, window, method_name="resume_steps", kwargs=resume)
             self._finish_step(verdict, step, goal, result)
         return result
 
     def _finish_step(self, verdict: Verdict, step: Step, goal: int, result: dict[str, Any]) -> None:
         """Record a step whose wait ended; raise, saying where it stopped, if it did not succeed."""
-        from airflow_esml.steps import stopped_message
-
-        self.log.info("%s", verdict.message)
         started = verdict.status.started_allocations if verdict.status else None
         if verdict.outcome != "success":
             error = AllocationsTimeoutError if verdict.outcome == "timeout" else DeploymentFailedError
@@ -208,11 +193,8 @@ class UpdateDeploymentOperator(BaseOperator):
     ) -> dict[str, Any]:
         """Resume a gradual change after a step's trigger event: record that step, then issue the next ones."""
         assert result is not None and steps and window
-        from airflow_esml.readiness import WaitWindow, verdict_from_event
-        from airflow_esml.steps import Step
-
         plan = [Step.from_dict(s) for s in steps]
-        self._finish_step(verdict_from_event(event), plan[0], plan[-1].end, result)
+        self._finish_step(self.resume_verdict(event), plan[0], plan[-1].end, result)
         return self._run_steps(None, plan[1:], result, WaitWindow(window[0], window[1]))
 
     def _record_metrics(self, result: dict[str, Any]) -> None:
@@ -220,50 +202,34 @@ class UpdateDeploymentOperator(BaseOperator):
         status = result.get("deployment")
         if not status:
             return
-        from airflow_esml.metrics import metrics_of
-        from airflow_esml.status import DeploymentStatus
-
         metrics = metrics_of(DeploymentStatus.from_dict(status))
         result["metrics"] = metrics.to_dict()
         self.log.info("%s: after the change: %s", self.deployment_id, metrics.describe())
 
     def _apply(self, plan: UpdatePlan) -> None:
         current = plan.current
+        new = plan.new_settings.describe()
         if plan.body is None:
-            self.log.info(
-                "%s already has the requested setting (%s); nothing to change",
-                current.deployment_id,
-                _describe(plan.new_number_of_allocations, plan.new_adaptive_allocations),
-            )
+            self.log.info("%s already has the requested setting (%s); nothing to change", current.deployment_id, new)
             return
-        self.log.info(
-            "%s: changing %s -> %s",
-            current.deployment_id,
-            _describe(current.target_allocations, current.adaptive_allocations),
-            _describe(plan.new_number_of_allocations, plan.new_adaptive_allocations),
-        )
+        self.log.info("%s: changing %s -> %s", current.deployment_id, Settings.of(current).describe(), new)
         self.hook.update_deployment(current.deployment_id, **plan.body)
 
-    def _wait(self, result: dict[str, Any]) -> dict[str, Any] | None:
-        from airflow_esml.readiness import WaitWindow
-        from airflow_esml.waiting import outcome, wait_or_defer
-
+    def _wait(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Wait for the new allocations (or defer); the result then also has the final status and metrics."""
         window = WaitWindow.starting_now(self.timeout)
-        verdict = wait_or_defer(
-            self, result["number_of_allocations"], window, method_name="execute_complete", kwargs={"result": result}
+        verdict = self.wait_or_defer(
+            result["number_of_allocations"], window, method_name="execute_complete", kwargs={"result": result}
         )
-        return outcome(verdict, AllocationsTimeoutError)
+        final = {**result, "deployment": outcome(verdict, AllocationsTimeoutError)}
+        self._record_metrics(final)
+        return final
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, result: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after the trigger's event: the result of :meth:`execute`, with the final status."""
-        from airflow_esml.readiness import verdict_from_event
-        from airflow_esml.waiting import outcome
-
-        verdict = verdict_from_event(event)
-        self.log.info("%s", verdict.message)
-        final = {**(result or {}), "deployment": outcome(verdict, AllocationsTimeoutError)}
+        final = {**(result or {}), "deployment": outcome(self.resume_verdict(event), AllocationsTimeoutError)}
         self._record_metrics(final)
         return final
 
@@ -272,8 +238,6 @@ def gradual_steps(plan: UpdatePlan, max_step: int | None) -> list[Step]:
     """The steps of a count change under ``max_step`` (none when there is no count change or no ``max_step``)."""
     if max_step is None or plan.body is None or "number_of_allocations" not in plan.body:
         return []
-    from airflow_esml.steps import plan_steps
-
     return plan_steps(plan.current.target_allocations, plan.body["number_of_allocations"], max_step)
 
 
@@ -291,9 +255,3 @@ def update_result(plan: UpdatePlan) -> dict[str, Any]:
         "adaptive_allocations": plan.new_adaptive_allocations,
         "updated": plan.changes,
     }
-
-
-def _describe(number: int | None, adaptive: Any) -> str:
-    if adaptive is not None and (adaptive.get("enabled") if isinstance(adaptive, dict) else adaptive.enabled):
-        return f"adaptive allocations {adaptive}"
-    return f"{number} allocations"

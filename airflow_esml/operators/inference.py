@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 from collections.abc import Callable, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_esml.core.params import DEFAULT_CONN_ID, check_return_results, optional_positive_int, parse_list_text
 from airflow_esml.exceptions import InvalidParameterError
-from airflow_esml.hooks import DEFAULT_CONN_ID
-from airflow_esml.params import positive_int
+from airflow_esml.operators.base import ElasticsearchMLTaskMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_esml.hooks.inference import BatchResult
-    from airflow_esml.hooks.ml import ElasticsearchMLHook
 
 #: ``return_results="auto"`` puts the results into the XCom only up to this many documents.
 SMALL_BATCH = 100
 
 
-class BatchInferenceOperator(BaseOperator):
+class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
     """Send a batch of documents through a deployment's ``_infer`` API, as fast as its allocations allow.
 
     Reads the deployment's started allocations and threads per allocation, keeps enough requests in
@@ -69,24 +66,16 @@ class BatchInferenceOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if return_results not in (True, False, "auto"):
-            raise InvalidParameterError(f"return_results must be True, False or 'auto', got {return_results!r}")
         self.deployment_id = deployment_id
         self.docs = docs
         self.elasticsearch_conn_id = elasticsearch_conn_id
         self.field_name = field_name
         self.output_path = output_path
-        self.return_results = return_results
-        self.chunk_size = None if chunk_size is None else positive_int("chunk_size", chunk_size)
-        self.in_flight = None if in_flight is None else positive_int("in_flight", in_flight)
+        self.return_results = check_return_results(return_results)
+        self.chunk_size = optional_positive_int("chunk_size", chunk_size)
+        self.in_flight = optional_positive_int("in_flight", in_flight)
         self.request_timeout = request_timeout
         self.max_queue_wait = max_queue_wait
-
-    @cached_property
-    def hook(self) -> ElasticsearchMLHook:
-        from airflow_esml.hooks.ml import ElasticsearchMLHook
-
-        return ElasticsearchMLHook(self.elasticsearch_conn_id)
 
     def resolve_docs(self, context: Context | None = None) -> list[Any]:
         """The documents after templating: a list, a JSON list, or what the callable returns."""
@@ -100,7 +89,7 @@ class BatchInferenceOperator(BaseOperator):
         return list(docs)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_esml.hooks.inference import batch_infer
+        from airflow_esml.hooks.inference import batch_infer  # loads the elasticsearch client
 
         docs = self.resolve_docs(context)
         if not docs:
@@ -129,18 +118,6 @@ class BatchInferenceOperator(BaseOperator):
         if keep is True or (keep == "auto" and not self.output_path and result.docs <= SMALL_BATCH):
             summary["results"] = result.results
         return summary
-
-
-def parse_list_text(text: str) -> Any:
-    """A list rendered by a template: JSON, or the Python literal that ``{{ ti.xcom_pull(...) }}`` renders."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        raise InvalidParameterError(f"docs is a string but not a JSON or Python list: {text[:80]!r}") from None
 
 
 def write_jsonl(path: str, results: Sequence[Any]) -> None:

@@ -2,8 +2,8 @@
 
 A lease is one DAG run's claim on a deployment, kept in Elasticsearch (see ``docs/leases.md``). Its id is
 made of the DAG id, the run id and ``lease_name``, so every try of the run's tasks uses the same lease, and
-the release task finds it without any XCom. The lease logic and the waiting modules are imported where
-they are used, so that a DAG file does not pay for them at parse time.
+the release task finds it without any XCom. The lease store loads the ``elasticsearch`` client, so it is
+imported when a task runs.
 """
 
 from __future__ import annotations
@@ -15,29 +15,32 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
-from airflow_esml.exceptions import AllocationsTimeoutError, EsmlError, InvalidParameterError
-from airflow_esml.hooks import DEFAULT_CONN_ID
-from airflow_esml.params import DEFAULT_LEASES_INDEX, check_drift_policy, positive_int
+from airflow_esml.core.params import (
+    DEFAULT_CONN_ID,
+    DEFAULT_LEASE_TTL,
+    DEFAULT_LEASES_INDEX,
+    DEFAULT_LOCK_TTL,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
+    check_drift_policy,
+    positive_int,
+    seconds,
+)
+from airflow_esml.core.readiness import WaitWindow, outcome
+from airflow_esml.exceptions import AllocationsTimeoutError, EsmlError
+from airflow_esml.leases.model import lease_id_for
+from airflow_esml.operators.base import ElasticsearchMLTaskMixin
+from airflow_esml.operators.waiting import AllocationsWaitMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_esml.hooks.ml import ElasticsearchMLHook
-    from airflow_esml.lease_store import LeaseStore
+    from airflow_esml.leases.store import LeaseStore
 
-DEFAULT_LEASE_TTL = timedelta(hours=4)
 T = TypeVar("T")
 
 
-def seconds(name: str, value: float | timedelta) -> float:
-    """``value`` in seconds (a number or a timedelta), which must be positive."""
-    number = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0:
-        raise InvalidParameterError(f"{name} must be a positive number of seconds or a timedelta, got {value!r}")
-    return float(number)
-
-
-class _LeaseOperator(BaseOperator):
+class _LeaseOperator(ElasticsearchMLTaskMixin, BaseOperator):
     """What the lease operators share: connection, lease index, drift policy and the store."""
 
     def __init__(
@@ -46,7 +49,7 @@ class _LeaseOperator(BaseOperator):
         elasticsearch_conn_id: str = DEFAULT_CONN_ID,
         leases_index: str = DEFAULT_LEASES_INDEX,
         on_drift: str = "respect",
-        lock_ttl: float = 120.0,
+        lock_ttl: float = DEFAULT_LOCK_TTL,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -56,14 +59,8 @@ class _LeaseOperator(BaseOperator):
         self.lock_ttl = seconds("lock_ttl", lock_ttl)
 
     @cached_property
-    def hook(self) -> ElasticsearchMLHook:
-        from airflow_esml.hooks.ml import ElasticsearchMLHook
-
-        return ElasticsearchMLHook(self.elasticsearch_conn_id)
-
-    @cached_property
     def store(self) -> LeaseStore:
-        from airflow_esml.lease_store import LeaseStore
+        from airflow_esml.leases.store import LeaseStore  # loads the elasticsearch client
 
         return LeaseStore(self.hook, index=self.leases_index, lock_ttl=self.lock_ttl)
 
@@ -78,12 +75,10 @@ class _RunLeaseOperator(_LeaseOperator):
 
     def lease_id(self, context: Context) -> str:
         """``<dag_id>/<run_id>/<lease_name>``; the lease name defaults to the deployment id."""
-        from airflow_esml.leases import lease_id_for
-
         return lease_id_for(self.dag_id, context["run_id"], self.lease_name or self.deployment_id)
 
 
-class AcquireDeploymentLeaseOperator(_RunLeaseOperator):
+class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
     """Take (or renew) this run's lease on a deployment and scale it to ``max(baseline, every live lease)``.
 
     The first lease records the deployment's settings (adaptive allocations included) as the baseline; a
@@ -124,8 +119,8 @@ class AcquireDeploymentLeaseOperator(_RunLeaseOperator):
         lease_ttl: float | timedelta = DEFAULT_LEASE_TTL,
         wait_for_completion: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poll_interval: float = 5.0,
-        timeout: float = 1800.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        timeout: float = DEFAULT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -175,22 +170,15 @@ class AcquireDeploymentLeaseOperator(_RunLeaseOperator):
             self.log.warning("%s: could not release lease %s (%s); it will expire", self.deployment_id, lease_id, exc)
 
     def _wait(self, needed: int, result: dict[str, Any]) -> dict[str, Any] | None:
-        from airflow_esml.readiness import WaitWindow
-        from airflow_esml.waiting import outcome, wait_or_defer
-
         window = WaitWindow.starting_now(self.timeout)
-        verdict = wait_or_defer(self, needed, window, method_name="execute_complete", kwargs={"result": result})
+        verdict = self.wait_or_defer(needed, window, method_name="execute_complete", kwargs={"result": result})
         return outcome(verdict, AllocationsTimeoutError)
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, result: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after the trigger's event; a failed wait releases the lease before failing."""
-        from airflow_esml.readiness import verdict_from_event
-        from airflow_esml.waiting import outcome
-
-        verdict = verdict_from_event(event)
-        self.log.info("%s", verdict.message)
+        verdict = self.resume_verdict(event)
         deployment = self._guarded(context, lambda: outcome(verdict, AllocationsTimeoutError))
         return {**(result or {}), "deployment": deployment}
 
@@ -255,18 +243,18 @@ class ReapDeploymentLeasesOperator(_LeaseOperator):
         failures: list[str] = []
         for deployment_id in ids:
             try:
-                outcome_ = self.store.reconcile(deployment_id, on_drift=self.on_drift)
+                reconciled = self.store.reconcile(deployment_id, on_drift=self.on_drift)
             except Exception as exc:
                 self.log.error("%s: reaping failed: %s", deployment_id, exc)
                 failures.append(f"{deployment_id}: {exc}")
                 continue
-            results[deployment_id] = outcome_.to_dict()
+            results[deployment_id] = reconciled.to_dict()
             self.log.info(
                 "%s: %d lease(s) reaped, %d live; target %s",
                 deployment_id,
-                len(outcome_.reaped),
-                len(outcome_.leases),
-                outcome_.goal.describe() if outcome_.goal else "unchanged (no lease document)",
+                len(reconciled.reaped),
+                len(reconciled.leases),
+                reconciled.goal.describe() if reconciled.goal else "unchanged (no lease document)",
             )
         if failures:
             raise EsmlError("reaping failed for " + "; ".join(failures))

@@ -1,15 +1,10 @@
-"""AllocationsStartedSensor: wait until a deployment's allocations are started.
-
-The waiting modules (readiness, waiting, metrics) are imported where they are used, so that a DAG file
-importing this module does not pay for them at parse time.
-"""
+"""AllocationsStartedSensor: wait until a deployment's allocations are started."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import (
@@ -20,18 +15,17 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_esml.core.metrics import judge_performance
+from airflow_esml.core.params import DEFAULT_CONN_ID, DEFAULT_POLL_INTERVAL, optional_positive_int, parse_bound
+from airflow_esml.core.readiness import WaitWindow, outcome
 from airflow_esml.exceptions import DeploymentFailedError
-from airflow_esml.hooks import DEFAULT_CONN_ID
-from airflow_esml.params import positive_int
+from airflow_esml.operators.waiting import AllocationsWaitMixin, check_now
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_esml.hooks.ml import ElasticsearchMLHook
-    from airflow_esml.readiness import WaitWindow
 
-
-class AllocationsStartedSensor(BaseSensorOperator):
+class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
     """Wait until at least ``min_allocations`` allocations of a deployment are started.
 
     Fails at once, not at the timeout, when the deployment does not exist, is stopping or has failed; the
@@ -61,7 +55,7 @@ class AllocationsStartedSensor(BaseSensorOperator):
         min_allocations: int | str | None = None,
         elasticsearch_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poke_interval: float = 5.0,
+        poke_interval: float = DEFAULT_POLL_INTERVAL,
         max_pending_per_allocation: float | str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -73,26 +67,20 @@ class AllocationsStartedSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self._window: WaitWindow | None = None
 
-    @cached_property
-    def hook(self) -> ElasticsearchMLHook:
-        from airflow_esml.hooks.ml import ElasticsearchMLHook
-
-        return ElasticsearchMLHook(self.elasticsearch_conn_id)
+    @property
+    def wait_interval(self) -> float:
+        """Seconds between two looks at the deployment: ``poke_interval``."""
+        return float(self.poke_interval)
 
     @property
     def _needed(self) -> int | None:
-        if self.min_allocations in (None, "", "None"):
-            return None
-        return positive_int("min_allocations", self.min_allocations)
+        return optional_positive_int("min_allocations", self.min_allocations)
 
     def execute(self, context: Context) -> Any:
         self._needed  # validate after templating, before the first request  # noqa: B018
         self._max_pending  # noqa: B018
         if not self.deferrable:
             return super().execute(context)
-        from airflow_esml.readiness import WaitWindow
-        from airflow_esml.waiting import make_trigger
-
         self._window = WaitWindow.starting_now(self.timeout)
         try:
             first = self.poke(context)
@@ -102,29 +90,18 @@ class AllocationsStartedSensor(BaseSensorOperator):
             raise
         if first.is_done:
             return first.xcom_value
-        self.defer(
-            trigger=make_trigger(
-                deployment_id=self.deployment_id,
-                elasticsearch_conn_id=self.elasticsearch_conn_id,
-                min_allocations=self._needed,
-                window=self._window,
-                poll_interval=self.poke_interval,
-            ),
+        self.defer_wait(
+            self._needed,
+            self._window,
             method_name="execute_complete",
             kwargs={"window": [self._window.started_at, self._window.end_time]},
-            timeout=timedelta(seconds=self.timeout + 60),
         )
 
     @property
     def _max_pending(self) -> float | None:
-        from airflow_esml.metrics import parse_bound  # not at DAG-parse time
-
         return parse_bound("max_pending_per_allocation", self.max_pending_per_allocation)
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from airflow_esml.metrics import judge_performance
-        from airflow_esml.waiting import check_now
-
         window = self._window or self._start_window(context)
         verdict = judge_performance(check_now(self.hook, self.deployment_id, self._needed, window), self._max_pending)
         self.log.info("%s", verdict.message)
@@ -134,8 +111,6 @@ class AllocationsStartedSensor(BaseSensorOperator):
         return PokeReturnValue(done, verdict.status.to_dict() if done and verdict.status else None)
 
     def _start_window(self, context: Context) -> WaitWindow:
-        from airflow_esml.readiness import WaitWindow
-
         start = time.time()
         if self.reschedule:  # the wait began at the first reschedule, in an earlier process
             first = context["ti"].get_first_reschedule_date(context)
@@ -147,12 +122,7 @@ class AllocationsStartedSensor(BaseSensorOperator):
         self, context: Context, event: dict[str, Any] | None = None, window: list[float] | None = None
     ) -> dict[str, Any] | None:
         """Resume after the trigger's event (soft_fail is applied by the base class)."""
-        from airflow_esml.readiness import verdict_from_event
-        from airflow_esml.waiting import outcome
-
-        verdict = verdict_from_event(event)
-        self.log.info("%s", verdict.message)
-        value = outcome(verdict, AirflowSensorTimeout)
+        value = outcome(self.resume_verdict(event), AirflowSensorTimeout)
         if self._max_pending is None:
             return value
         return self.resume_performance(context, window=window)
@@ -162,9 +132,7 @@ class AllocationsStartedSensor(BaseSensorOperator):
     ) -> dict[str, Any] | None:
         """Deferrable wait for ``max_pending_per_allocation``: look once, else sleep ``poke_interval`` in the
         triggerer (a timer) and look again, until the sensor's deadline."""
-        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
-
-        from airflow_esml.readiness import WaitWindow
+        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger  # loads airflow.triggers.base
 
         self._window = WaitWindow(*window) if window else WaitWindow.starting_now(self.timeout)
         result = self.poke(context)

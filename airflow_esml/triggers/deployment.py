@@ -7,7 +7,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_esml.readiness import Verdict, WaitWindow
+from airflow_esml.core.readiness import Verdict, WaitWindow
+from airflow_esml.triggers.poller import wait_until_started
 
 
 class AllocationsStartedTrigger(BaseTrigger):
@@ -75,8 +76,6 @@ class AllocationsStartedTrigger(BaseTrigger):
         :class:`~airflow_esml.triggers.poller.DeploymentPoller`, which sends one stats request per
         interval (the shortest ``poll_interval`` among the waiters) for all of their deployments.
         """
-        from airflow_esml.triggers.poller import wait_until_started
-
         window = WaitWindow(self.started_at, self.end_time)
         try:
             return await wait_until_started(

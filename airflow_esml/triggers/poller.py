@@ -5,7 +5,7 @@ interval, every :class:`~airflow_esml.triggers.deployment.AllocationsStartedTrig
 uses the same connection subscribes to one :class:`DeploymentPoller`, which sends **one** stats request
 per interval for the union of the awaited deployment ids and hands each waiter the status of its own
 deployment. The cluster load is then one request per interval whatever the number of waiters, so the
-interval can be short (:data:`DEFAULT_INTERVAL`) and readiness is noticed within about one interval.
+interval can be short (:data:`DEFAULT_TRIGGER_INTERVAL`) and readiness is noticed within about one interval.
 
 - Waiters come and go: the poller starts with the first subscriber and stops, closing its async client,
   when the last one leaves; the next subscriber starts a fresh one.
@@ -25,16 +25,14 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_esml.exceptions import EsmlError, TransientRequestError
-from airflow_esml.readiness import Verdict, WaitWindow, assess
+from airflow_esml.core.params import DEFAULT_TRIGGER_INTERVAL
+from airflow_esml.core.readiness import Result, Verdict, WaitWindow, judge
 
 if TYPE_CHECKING:
-    from airflow_esml.status import DeploymentStatus
+    from airflow_esml.core.status import DeploymentStatus
 
-#: default seconds between two shared stats requests: one request serves every waiter.
-DEFAULT_INTERVAL = 1.0
 #: the shortest interval a waiter can ask for.
 MIN_INTERVAL = 0.05
 #: the longest pause between two requests while the stats request keeps failing transiently.
@@ -43,8 +41,6 @@ MAX_BACKOFF = 30.0
 FIRST_LOOK_GRACE = 30.0
 #: a waiter logs its progress line when it changes, and otherwise at most this often (seconds).
 LOG_EVERY = 30.0
-
-Result = Union["DeploymentStatus", BaseException]
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +115,12 @@ class DeploymentPoller:
     @property
     def interval(self) -> float:
         """The shortest interval any subscriber asked for."""
-        return min((s.interval for s in self._subs), default=DEFAULT_INTERVAL)
+        return min((s.interval for s in self._subs), default=DEFAULT_TRIGGER_INTERVAL)
 
     def deployment_ids(self) -> list[str]:
         return sorted({s.deployment_id for s in self._subs})
 
-    def subscribe(self, deployment_id: str, interval: float = DEFAULT_INTERVAL) -> Subscription:
+    def subscribe(self, deployment_id: str, interval: float = DEFAULT_TRIGGER_INTERVAL) -> Subscription:
         if self._closed:
             raise RuntimeError("the poller has stopped; get a new one from poller_for()")
         sub = Subscription(deployment_id, interval)
@@ -251,7 +247,10 @@ def _forget(poller: DeploymentPoller) -> None:
 
 @asynccontextmanager
 async def subscription(
-    conn_id: str, deployment_id: str, interval: float = DEFAULT_INTERVAL, hook_factory: HookFactory | None = None
+    conn_id: str,
+    deployment_id: str,
+    interval: float = DEFAULT_TRIGGER_INTERVAL,
+    hook_factory: HookFactory | None = None,
 ) -> AsyncIterator[Subscription]:
     """Subscribe to the shared poller for the duration of the ``async with`` block."""
     poller = poller_for(conn_id, hook_factory)
@@ -262,26 +261,13 @@ async def subscription(
         poller.unsubscribe(sub)
 
 
-def judge(
-    deployment_id: str, result: Result, min_allocations: int | None, window: WaitWindow, last: Verdict
-) -> Verdict:
-    """What one delivered result means for a waiter (same rules as the sensor's poke)."""
-    if isinstance(result, TransientRequestError):  # still failing after the hook's retries
-        return Verdict("waiting", f"{deployment_id}: {result}; will poll again", last.status)
-    if isinstance(result, EsmlError):
-        return Verdict("failed", str(result), last.status)
-    if isinstance(result, BaseException):
-        return Verdict("failed", f"{deployment_id}: {type(result).__name__}: {result}", last.status)
-    return assess(result, min_allocations, progress=window.progress())
-
-
 async def wait_until_started(
     *,
     conn_id: str,
     deployment_id: str,
     min_allocations: int | None,
     window: WaitWindow,
-    interval: float = DEFAULT_INTERVAL,
+    interval: float = DEFAULT_TRIGGER_INTERVAL,
     logger: logging.Logger | Any = log,
     hook_factory: HookFactory | None = None,
 ) -> Verdict:

@@ -19,7 +19,7 @@ from airflow_esml.hooks.inference import (
     plan_batch,
     run_sync,
 )
-from airflow_esml.status import DeploymentStatus
+from airflow_esml.core.status import DeploymentStatus
 from airflow_esml.testing import Simulator
 from airflow_esml.testing.inference import fake_result
 

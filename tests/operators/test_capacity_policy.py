@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_esml.capacity import InsufficientCapacityError
+from airflow_esml.core.capacity import InsufficientCapacityError
 from airflow_esml.exceptions import InvalidParameterError, TransientRequestError
 from airflow_esml.hooks.ml import ElasticsearchMLHook
 from airflow_esml.operators.deployment import UpdateDeploymentOperator

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from airflow_esml.exceptions import DeploymentNotFoundError, TransientRequestError
-from airflow_esml.readiness import WaitWindow
-from airflow_esml.status import DeploymentStatus
+from airflow_esml.core.readiness import WaitWindow
+from airflow_esml.core.status import DeploymentStatus
 from airflow_esml.testing import Simulator
 from airflow_esml.triggers import poller
 from airflow_esml.triggers.deployment import AllocationsStartedTrigger
@@ -218,7 +218,7 @@ async def test_the_shortest_interval_wins(fake: FakeStats) -> None:
     p.unsubscribe(slow)
     p.unsubscribe(fast)
     await p.wait_stopped()
-    assert p.interval == poller.DEFAULT_INTERVAL  # no subscribers: back to the default
+    assert p.interval == poller.DEFAULT_TRIGGER_INTERVAL  # no subscribers: back to the default
 
 
 # -- against the simulator: the requests the cluster really sees ------------------------------------------

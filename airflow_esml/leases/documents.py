@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import elasticsearch
 
-from airflow_esml.leases import LeaseDoc
+from airflow_esml.leases.model import LeaseDoc
 
 if TYPE_CHECKING:
     from airflow_esml.hooks.ml import ElasticsearchMLHook

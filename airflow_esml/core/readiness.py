@@ -1,7 +1,8 @@
 """The one decision core behind every wait: the operator's, the sensor's poke and the trigger's.
 
-:func:`assess` looks at one :class:`~airflow_esml.status.DeploymentStatus` and says whether the awaited
-allocations are started (``success``), can still start (``waiting``) or never will (``failed``).
+:func:`assess` looks at one :class:`~airflow_esml.core.status.DeploymentStatus` and says whether the awaited
+allocations are started (``success``), can still start (``waiting``) or never will (``failed``);
+:func:`judge` does the same for what a stats request returned, an error included.
 :class:`WaitWindow` turns a wait's start and absolute deadline into the progress line each poll logs.
 Pure Python, so that operators, sensors and triggers share it without importing any client.
 """
@@ -12,7 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from airflow_esml.status import DeploymentStatus
+from airflow_esml.core.status import DeploymentStatus
+from airflow_esml.exceptions import DeploymentFailedError, DeploymentNotFoundError, EsmlError, TransientRequestError
 
 Outcome = Literal["success", "waiting", "failed", "timeout"]
 
@@ -50,6 +52,47 @@ def verdict_from_event(event: dict[str, Any] | None) -> Verdict:
     deployment = event.get("deployment")
     status = DeploymentStatus.from_dict(deployment) if deployment else None
     return Verdict(event["status"], str(event.get("message", "")), status)
+
+
+#: the errors that a wait in a worker turns into a verdict; others (credentials, TLS) keep their own type
+WAIT_ERRORS: tuple[type[Exception], ...] = (TransientRequestError, DeploymentNotFoundError)
+#: what one stats request gave a waiter: the deployment's status, or the error it ended with
+Result = DeploymentStatus | BaseException
+
+
+def judge(
+    deployment_id: str, result: Result, min_allocations: int | None, window: WaitWindow, last: Verdict
+) -> Verdict:
+    """What one stats result means for a wait: the one mapping from errors to verdicts.
+
+    A request that kept failing transiently (after the hook's retries) means "still waiting"; any other
+    error fails the wait, with the provider's message (or the error's type for anything else).
+
+    :param deployment_id: the deployment waited on.
+    :param result: the deployment's status, or the error its stats request raised.
+    :param min_allocations: started allocations needed; None means the deployment's whole target.
+    :param window: the wait's start and deadline, for the progress line.
+    :param last: the previous verdict, whose status an error verdict carries on.
+    """
+    if isinstance(result, TransientRequestError):
+        return Verdict("waiting", f"{deployment_id}: {result}; will poll again", last.status)
+    if isinstance(result, EsmlError):
+        return Verdict("failed", str(result), last.status)
+    if isinstance(result, BaseException):
+        return Verdict("failed", f"{deployment_id}: {type(result).__name__}: {result}", last.status)
+    return assess(result, min_allocations, progress=window.progress())
+
+
+def outcome(verdict: Verdict, timeout_error: type[Exception]) -> dict[str, Any] | None:
+    """The status dict of a successful wait; raises for a failed or timed-out one.
+
+    :param timeout_error: what a timeout raises (the sensor raises Airflow's own sensor timeout).
+    """
+    if verdict.outcome == "failed":
+        raise DeploymentFailedError(verdict.message)
+    if verdict.outcome == "timeout":
+        raise timeout_error(verdict.message)
+    return verdict.status.to_dict() if verdict.status else None
 
 
 def required_allocations(status: DeploymentStatus, min_allocations: int | None) -> int:

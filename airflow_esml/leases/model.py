@@ -3,7 +3,7 @@
 Several DAG runs may need one deployment at overlapping times. Each holds a *lease* (how many allocations it
 needs, until when); the deployment's target is the larger of its *baseline* (its settings before the first
 lease) and every live lease's request, and the baseline comes back when the last lease goes. The I/O (the
-lease document in Elasticsearch, its lock, the update calls) is in :mod:`airflow_esml.lease_store`; this
+lease document in Elasticsearch, its lock, the update calls) is in :mod:`airflow_esml.leases.store`; this
 module only decides. Pure Python: no Airflow or Elasticsearch imports. See ``docs/leases.md``.
 """
 
@@ -13,8 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from airflow_esml.params import DriftPolicy
-from airflow_esml.status import AdaptiveAllocations, DeploymentStatus
+from airflow_esml.core.params import DriftPolicy
+from airflow_esml.core.settings import Settings
+from airflow_esml.core.status import DeploymentStatus
 
 #: how many drift records a lease document keeps
 DRIFT_HISTORY = 10
@@ -23,62 +24,6 @@ DRIFT_HISTORY = 10
 def lease_id_for(dag_id: str, run_id: str, name: str) -> str:
     """The lease id of one DAG run's use of a deployment: the same for every try of the run's tasks."""
     return f"{dag_id}/{run_id}/{name}"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The allocation settings of a deployment that a lease changes and a restore puts back."""
-
-    number_of_allocations: int
-    adaptive_allocations: AdaptiveAllocations | None = None
-
-    @property
-    def adaptive_enabled(self) -> bool:
-        return self.adaptive_allocations is not None and self.adaptive_allocations.enabled
-
-    @classmethod
-    def of(cls, status: DeploymentStatus) -> Settings:
-        return cls(status.target_allocations, status.adaptive_allocations)
-
-    def matches(self, status: DeploymentStatus) -> bool:
-        """True when the deployment has these settings (with adaptive allocations on, the count is the scaler's)."""
-        if self.adaptive_enabled:
-            return status.adaptive_allocations == self.adaptive_allocations
-        return not status.adaptive_enabled and status.target_allocations == self.number_of_allocations
-
-    def describe(self) -> str:
-        if self.adaptive_enabled:
-            assert self.adaptive_allocations is not None
-            low = self.adaptive_allocations.min_number_of_allocations
-            high = self.adaptive_allocations.max_number_of_allocations
-            return f"adaptive allocations (min {low}, max {high})"
-        return f"{self.number_of_allocations} allocations"
-
-    def to_dict(self) -> dict[str, Any]:
-        adaptive = self.adaptive_allocations.to_dict() if self.adaptive_allocations else None
-        return {"number_of_allocations": self.number_of_allocations, "adaptive_allocations": adaptive}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Settings:
-        adaptive = data.get("adaptive_allocations")
-        return cls(int(data["number_of_allocations"]), AdaptiveAllocations.from_dict(adaptive) if adaptive else None)
-
-
-def update_body(goal: Settings, status: DeploymentStatus) -> dict[str, Any] | None:
-    """The ``_update`` body that gives the deployment ``goal`` (None when it already has it).
-
-    A fixed count on a deployment with adaptive allocations on switches them off in the same call; the
-    baseline keeps the adaptive settings, and the restore switches them back on.
-    """
-    if goal.matches(status):
-        return None
-    if goal.adaptive_enabled:
-        assert goal.adaptive_allocations is not None
-        return {"adaptive_allocations": goal.adaptive_allocations.to_dict()}
-    body: dict[str, Any] = {"number_of_allocations": goal.number_of_allocations}
-    if status.adaptive_enabled:
-        body["adaptive_allocations"] = {"enabled": False}
-    return body
 
 
 @dataclass(frozen=True)
@@ -233,7 +178,7 @@ def goal_settings(baseline: Settings, leases: Iterable[Lease]) -> Settings:
     requests = [lease.allocations for lease in leases]
     if not requests:
         return baseline
-    return Settings(max(baseline.number_of_allocations, *requests))
+    return Settings(max(baseline.number_of_allocations or 0, *requests))
 
 
 @dataclass(frozen=True)
@@ -308,4 +253,4 @@ def decide(doc: LeaseDoc, status: DeploymentStatus, policy: DriftPolicy, now: fl
     goal = goal_settings(baseline, doc.leases)
     history = doc.drift if drift is None else (*doc.drift, drift.to_dict())[-DRIFT_HISTORY:]
     new_doc = replace(doc, baseline=baseline, drift=history, applied=goal, pending=None)
-    return Decision(goal, update_body(goal, status), new_doc, drift)
+    return Decision(goal, goal.update_body(status), new_doc, drift)

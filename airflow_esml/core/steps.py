@@ -1,7 +1,7 @@
 """Plan gradual scaling: from the current allocation count to the target in steps no larger than ``max_step``.
 
 Pure Python. The operator issues one update per step and waits for each step's allocations before the next
-(:class:`~airflow_esml.operators.deployment.UpdateDeploymentOperator` with ``max_step``).
+(:class:`~airflow_esml.operators.deployment.UpdateDeploymentOperator` with ``max_step``)..
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from airflow_esml.params import positive_int
+from airflow_esml.core.params import positive_int
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,6 @@ class Step:
     def last(self) -> bool:
         return self.index == self.total
 
-    @property
-    def direction(self) -> str:
-        return "up" if self.end > self.start else "down"
-
     def describe(self) -> str:
         """``step 2 of 3: 4 -> 6 allocations``."""
         return f"step {self.index} of {self.total}: {self.start} -> {self.end} allocations"
@@ -45,13 +41,6 @@ class Step:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Step:
         return cls(int(data["index"]), int(data["total"]), int(data["start"]), int(data["end"]))
-
-
-def parse_max_step(value: Any) -> int | None:
-    """``max_step`` after templating: None (one jump) or a positive integer."""
-    if value in (None, "", "None"):
-        return None
-    return positive_int("max_step", value)
 
 
 def plan_steps(current: int, target: int, max_step: int | None) -> list[Step]:

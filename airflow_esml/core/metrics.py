@@ -1,6 +1,6 @@
 """Performance figures of a deployment, and a simple performance condition to wait for.
 
-Pure Python, read from a :class:`~airflow_esml.status.DeploymentStatus` (the stats API's per-node
+Pure Python, read from a :class:`~airflow_esml.core.status.DeploymentStatus` (the stats API's per-node
 ``throughput_last_minute``, ``average_inference_time_ms`` and ``number_of_pending_requests``).
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from airflow_esml.readiness import Verdict
-from airflow_esml.status import DeploymentStatus
+from airflow_esml.core.readiness import Verdict
+from airflow_esml.core.status import DeploymentStatus
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def metrics_of(status: DeploymentStatus) -> DeploymentMetrics:
 
 
 def judge_performance(verdict: Verdict, max_pending_per_allocation: float | None) -> Verdict:
-    """Add the performance condition to a readiness verdict (see :func:`airflow_esml.readiness.assess`).
+    """Add the performance condition to a readiness verdict (see :func:`airflow_esml.core.readiness.assess`).
 
     A ``success`` stays a success only while the pending requests per started allocation are at most
     ``max_pending_per_allocation``; otherwise it becomes ``waiting``. Other verdicts pass unchanged.
@@ -96,18 +96,3 @@ def judge_performance(verdict: Verdict, max_pending_per_allocation: float | None
         "to drain",
         status,
     )
-
-
-def parse_bound(name: str, value: Any) -> float | None:
-    """A non-negative number from a parameter (templates render strings); None/empty means no bound."""
-    from airflow_esml.exceptions import InvalidParameterError
-
-    if value in (None, "", "None"):
-        return None
-    try:
-        number = float(value) if not isinstance(value, bool) else None
-    except (TypeError, ValueError):
-        number = None
-    if number is None or number < 0 or number != number:  # NaN
-        raise InvalidParameterError(f"{name} must be a non-negative number, got {value!r}")
-    return number

@@ -5,7 +5,7 @@ Every operation runs the same steps on the deployment's lease document:
 1. take the document's lock with a conditional write that also makes the operation's change (add or renew
    a lease, drop one) and drops expired leases; the first lease creates the document with the baseline read
    from the deployment (``op_type=create``, so two first leases cannot both record one);
-2. read the deployment and :func:`~airflow_esml.leases.decide` its settings (drift policy included);
+2. read the deployment and :func:`~airflow_esml.leases.model.decide` its settings (drift policy included);
 3. if they change: record them as ``pending`` (conditional write), then call ``_update``;
 4. record them as ``applied`` and free the lock, or delete the document when no lease is left.
 
@@ -23,26 +23,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_esml.exceptions import EsmlError
-from airflow_esml.lease_documents import LeaseDocuments, Stored
-from airflow_esml.leases import Decision, Lease, LeaseDoc, Lock, Settings, decide
-from airflow_esml.params import DEFAULT_LEASES_INDEX, DriftPolicy, check_drift_policy
+from airflow_esml.core.params import DEFAULT_LEASES_INDEX, DEFAULT_LOCK_TTL, DriftPolicy, check_drift_policy
+from airflow_esml.core.settings import Settings
+from airflow_esml.exceptions import LeaseLockTimeoutError, LockLostError
+from airflow_esml.leases.documents import LeaseDocuments, Stored
+from airflow_esml.leases.model import Decision, Lease, LeaseDoc, Lock, decide
 
 if TYPE_CHECKING:
+    from airflow_esml.core.status import DeploymentStatus
     from airflow_esml.hooks.ml import ElasticsearchMLHook
-    from airflow_esml.status import DeploymentStatus
 
 log = logging.getLogger(__name__)
 
 Change = Callable[[LeaseDoc], LeaseDoc]
-
-
-class LeaseLockTimeoutError(EsmlError):
-    """The lease document stayed locked by another operation for longer than ``lock_wait`` (a retry may work)."""
-
-
-class LockLostError(EsmlError):
-    """The lock expired and another operation took it; the operation starts again."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +101,7 @@ class LeaseStore:
         hook: ElasticsearchMLHook,
         *,
         index: str = DEFAULT_LEASES_INDEX,
-        lock_ttl: float = 120.0,
+        lock_ttl: float = DEFAULT_LOCK_TTL,
         lock_wait: float | None = None,
         clock: Callable[[], float] = time.time,
         attempts: int = 5,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_esml.core.params import check_drift_policy
+from airflow_esml.core.status import AdaptiveAllocations, DeploymentStatus
 from airflow_esml.exceptions import InvalidParameterError
 from airflow_esml.leases import (
     Lease,
@@ -13,10 +15,7 @@ from airflow_esml.leases import (
     decide,
     goal_settings,
     lease_id_for,
-    update_body,
 )
-from airflow_esml.params import check_drift_policy
-from airflow_esml.status import AdaptiveAllocations, DeploymentStatus
 
 ADAPTIVE = AdaptiveAllocations(True, 1, 4)
 
@@ -48,19 +47,6 @@ def test_goal_without_leases_is_the_baseline_with_its_adaptive_settings():
     baseline = Settings(3, ADAPTIVE)
     assert goal_settings(baseline, []) is baseline
     assert goal_settings(baseline, [lease("a", 5)]) == Settings(5)
-
-
-def test_update_body_for_each_kind_of_change():
-    assert update_body(Settings(4), status(4)) is None
-    assert update_body(Settings(4), status(1)) == {"number_of_allocations": 4}
-    # a fixed count on an adaptive deployment switches adaptive allocations off in the same call
-    assert update_body(Settings(4), status(2, ADAPTIVE)) == {
-        "number_of_allocations": 4,
-        "adaptive_allocations": {"enabled": False},
-    }
-    # restoring an adaptive baseline sends only the adaptive settings (the scaler owns the count)
-    assert update_body(Settings(2, ADAPTIVE), status(4)) == {"adaptive_allocations": ADAPTIVE.to_dict()}
-    assert update_body(Settings(2, ADAPTIVE), status(3, ADAPTIVE)) is None
 
 
 def test_settings_match_ignores_the_count_under_adaptive_allocations():

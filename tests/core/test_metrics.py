@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from airflow_esml.core.metrics import judge_performance, metrics_of, pending_per_allocation
+from airflow_esml.core.readiness import Verdict, assess
+from airflow_esml.core.status import parse_deployment_status
 from airflow_esml.exceptions import InvalidParameterError
-from airflow_esml.metrics import judge_performance, metrics_of, parse_bound, pending_per_allocation
-from airflow_esml.readiness import Verdict, assess
-from airflow_esml.status import parse_deployment_status
 
-DATA = Path(__file__).parent / "data" / "stats_scaling_1_to_3.json"
+DATA = Path(__file__).parents[1] / "data" / "stats_scaling_1_to_3.json"
 
 
 @pytest.fixture
@@ -54,17 +54,6 @@ def test_judge_performance_leaves_other_verdicts_alone(status):
     assert judge_performance(waiting, 0) is waiting
     failed = Verdict("failed", "boom")
     assert judge_performance(failed, 0) is failed
-
-
-@pytest.mark.parametrize(("value", "expected"), [(None, None), ("", None), ("2", 2.0), (0, 0.0), (0.5, 0.5)])
-def test_parse_bound(value, expected):
-    assert parse_bound("max_pending_per_allocation", value) == expected
-
-
-@pytest.mark.parametrize("value", [-1, "lots", True, float("nan")])
-def test_parse_bound_refuses(value):
-    with pytest.raises(InvalidParameterError, match="max_pending_per_allocation must be a non-negative number"):
-        parse_bound("max_pending_per_allocation", value)
 
 
 class FakeHook:

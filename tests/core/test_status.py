@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_esml.status import AdaptiveAllocations, DeploymentStatus, parse_deployment_status
+from airflow_esml.core.status import AdaptiveAllocations, DeploymentStatus, parse_deployment_status
 
-EXAMPLE = json.loads((Path(__file__).parent / "data" / "stats_scaling_1_to_3.json").read_text())
+EXAMPLE = json.loads((Path(__file__).parents[1] / "data" / "stats_scaling_1_to_3.json").read_text())
 
 
 def entry(**stats_changes):

@@ -5,10 +5,11 @@ attribute), ``GET _ml/info`` (``limits.total_ml_processors``, used when ``_nodes
 ``GET _ml/trained_models/_stats`` (what every other deployment uses on each node) and, for recognising
 autoscaling, ``GET _cluster/settings?include_defaults=true&flat_settings=true``.
 
-The rule is Elasticsearch's (fact sheet §6.1): on each ML node, the sum of allocations x threads per
-allocation of normal-priority deployments never exceeds the node's allocated processors. Low-priority
-deployments are planned separately and are not counted. Memory is not checked here; Elasticsearch still
-refuses (429) an update whose model does not fit in memory.
+The rule is Elasticsearch's (``TrainedModelAssignmentRebalancer`` in elastic/elasticsearch,
+x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/inference/assignment/): on each ML node, the sum
+of allocations x threads per allocation of normal-priority deployments never exceeds the node's allocated
+processors. Low-priority deployments are planned separately and are not counted. Memory is not checked
+here; Elasticsearch still refuses (429) an update whose model does not fit in memory.
 """
 
 from __future__ import annotations
@@ -16,31 +17,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException
-
-from airflow_esml.exceptions import EsmlError, InvalidParameterError
-from airflow_esml.plan import UpdatePlan
-
-CapacityPolicy = Literal["fail", "fit", "off"]
-CAPACITY_POLICIES: tuple[str, ...] = ("fail", "fit", "off")
-
-
-class InsufficientCapacityError(AirflowFailException, EsmlError):
-    """The ML nodes cannot hold the requested allocations and ``capacity_policy`` is ``"fail"``.
-
-    Raised before anything in the cluster changes; a retry would see the same nodes, so the task fails.
-    """
-
-
-def parse_policy(value: Any) -> str:
-    """``capacity_policy`` after templating: ``fail``, ``fit`` or ``off`` (None means ``off``)."""
-    if value in (None, "None", ""):
-        return "off"
-    if value not in CAPACITY_POLICIES:
-        raise InvalidParameterError(f"capacity_policy must be one of {CAPACITY_POLICIES} or None, got {value!r}")
-    return str(value)
+from airflow_esml.core.plan import UpdatePlan
+from airflow_esml.exceptions import InsufficientCapacityError
 
 
 @dataclass(frozen=True)
@@ -84,7 +64,9 @@ def total_ml_processors(info: Mapping[str, Any]) -> int | None:
 def scaling_possible(settings: Mapping[str, Any], ml_nodes: Iterable[MlNode]) -> bool:
     """Whether Elasticsearch would add ML nodes for allocations that do not fit (ML autoscaling).
 
-    Elasticsearch's own rule (fact sheet §3.4): ``xpack.ml.max_lazy_ml_nodes`` is larger than the number of
+    Elasticsearch's own rule (``TrainedModelAssignmentClusterService.isScalingPossible`` in
+    elastic/elasticsearch, x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/inference/assignment/):
+    ``xpack.ml.max_lazy_ml_nodes`` is larger than the number of
     ML nodes, or the smallest ML node is smaller than ``xpack.ml.max_ml_node_size``.
 
     :param settings: ``GET _cluster/settings?include_defaults=true&flat_settings=true`` (its ``persistent``,

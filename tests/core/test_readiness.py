@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from airflow_esml.readiness import Verdict, WaitWindow, assess, verdict_from_event
-from airflow_esml.status import AdaptiveAllocations, DeploymentStatus, NodeRoute, parse_deployment_status
-from tests.test_status import entry
+from airflow_esml.core.readiness import Verdict, WaitWindow, assess, verdict_from_event
+from airflow_esml.core.status import AdaptiveAllocations, DeploymentStatus, NodeRoute, parse_deployment_status
+from tests.core.test_status import entry
 
 
 def status(started=2, target=3, state="started", nodes=(), **kw) -> DeploymentStatus:

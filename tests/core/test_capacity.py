@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from airflow_esml.capacity import (
+from airflow_esml.core.capacity import (
     InsufficientCapacityError,
     MlNode,
     apply_capacity,
@@ -13,15 +13,15 @@ from airflow_esml.capacity import (
     decide,
     needs_check,
     parse_ml_nodes,
-    parse_policy,
     pooled_report,
     processors_used,
     scaling_possible,
     total_ml_processors,
 )
-from airflow_esml.exceptions import InvalidParameterError
-from airflow_esml.plan import DesiredSettings, plan_update
-from airflow_esml.status import DeploymentStatus
+from airflow_esml.core.params import parse_settings
+from airflow_esml.core.plan import plan_update
+from airflow_esml.core.settings import Settings
+from airflow_esml.core.status import DeploymentStatus
 
 NODES = {
     "_nodes": {"total": 3},
@@ -129,22 +129,12 @@ def test_pooled_report_from_ml_info():
     assert report.max_allocations == 2 and report.nodes[0].name == "all ML nodes"
 
 
-@pytest.mark.parametrize(("value", "expected"), [(None, "off"), ("off", "off"), ("fail", "fail"), ("fit", "fit")])
-def test_parse_policy(value, expected):
-    assert parse_policy(value) == expected
-
-
-def test_parse_policy_refuses_unknown():
-    with pytest.raises(InvalidParameterError, match="capacity_policy must be one of"):
-        parse_policy("squeeze")
-
-
 def status(target: int = 1, **extra: Any) -> DeploymentStatus:
     return DeploymentStatus("me", "m", "started", target, target, "fully_allocated", **extra)
 
 
 def test_apply_capacity_to_a_count_under_fit():
-    plan = plan_update(status(2), DesiredSettings(number_of_allocations=8))
+    plan = plan_update(status(2), Settings(number_of_allocations=8))
     report = build_report("me", 1, [MlNode("n1", "n1", 4)], {})
     assert needs_check(plan, "fit") and not needs_check(plan, "off")
     new_plan, decision = apply_capacity(plan, report, "fit")
@@ -155,7 +145,7 @@ def test_apply_capacity_to_a_count_under_fit():
 
 
 def test_apply_capacity_to_adaptive_settings():
-    desired = DesiredSettings.parse(None, {"enabled": True, "min_number_of_allocations": 6,
+    desired = parse_settings(None, {"enabled": True, "min_number_of_allocations": 6,
                                            "max_number_of_allocations": 12})  # fmt: skip
     plan = plan_update(status(1), desired)
     report = build_report("me", 1, [MlNode("n1", "n1", 4)], {})

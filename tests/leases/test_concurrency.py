@@ -89,7 +89,7 @@ def test_a_run_killed_after_scaling_up_expires_and_the_next_lease_operation_rest
     store.acquire("my-e5", "dead/run/scaled", 4, ttl=0.5, owner={"dag_id": "dead"})  # never released
     assert sim.cluster.target("my-e5") == 4
     time.sleep(0.6)
-    with caplog.at_level(logging.WARNING, logger="airflow_esml.lease_store"):
+    with caplog.at_level(logging.WARNING, logger="airflow_esml.leases.store"):
         store.acquire("my-e5", "alive/run/scaled", 2, ttl=60.0)
     assert "reaping lease dead/run/scaled" in caplog.text
     assert sim.cluster.target("my-e5") == 2  # the dead run's 4 are gone, the live lease keeps its 2
@@ -141,7 +141,7 @@ def test_a_hand_made_change_during_a_run_follows_the_drift_policy(sim, caplog, p
     store = make_store()
     store.acquire("my-e5", "dag/run/scaled", 4, ttl=60.0)
     sim.cluster.update_deployment("my-e5", number_of_allocations=6)  # someone scales it by hand
-    with caplog.at_level(logging.WARNING, logger="airflow_esml.lease_store"):
+    with caplog.at_level(logging.WARNING, logger="airflow_esml.leases.store"):
         outcome = store.release("my-e5", "dag/run/scaled", on_drift=policy)
     assert sim.cluster.target("my-e5") == final
     assert "changed outside the leases (expected 4 allocations, found 6 allocations)" in caplog.text
@@ -155,7 +155,7 @@ def test_a_hand_made_decrease_is_undone_for_live_leases_and_kept_as_the_baseline
     store.acquire("my-e5", "a/run/scaled", 4, ttl=60.0)
     store.acquire("my-e5", "b/run/scaled", 3, ttl=60.0)
     sim.cluster.update_deployment("my-e5", number_of_allocations=2)
-    with caplog.at_level(logging.WARNING, logger="airflow_esml.lease_store"):
+    with caplog.at_level(logging.WARNING, logger="airflow_esml.leases.store"):
         store.release("my-e5", "a/run/scaled")
     assert sim.cluster.target("my-e5") == 3  # b still gets its 3
     assert "keeping the hand-made setting as the new baseline" in caplog.text

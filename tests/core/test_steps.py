@@ -4,8 +4,7 @@ import itertools
 
 import pytest
 
-from airflow_esml.exceptions import InvalidParameterError
-from airflow_esml.steps import Step, parse_max_step, plan_steps, stopped_message
+from airflow_esml.core.steps import Step, plan_steps, stopped_message
 
 
 def ends(current: int, target: int, max_step: int | None) -> list[tuple[int, int]]:
@@ -40,18 +39,7 @@ def test_steps_are_contiguous_and_never_larger_than_max_step(current, target, ma
 def test_step_describes_itself_and_round_trips():
     step = Step(2, 3, 4, 6)
     assert step.describe() == "step 2 of 3: 4 -> 6 allocations"
-    assert Step.from_dict(step.to_dict()) == step and step.direction == "up" and not step.last
-
-
-@pytest.mark.parametrize(("value", "expected"), [(None, None), ("", None), ("None", None), (2, 2), ("3", 3)])
-def test_parse_max_step(value, expected):
-    assert parse_max_step(value) == expected
-
-
-@pytest.mark.parametrize("value", [0, -1, "two", 1.5, True])
-def test_parse_max_step_refuses_bad_values(value):
-    with pytest.raises(InvalidParameterError, match="max_step must be a positive integer"):
-        parse_max_step(value)
+    assert Step.from_dict(step.to_dict()) == step and not step.last
 
 
 def test_stopped_message_says_where():

@@ -1,0 +1,195 @@
+"""Every check of a task parameter, and every ``DEFAULT_*`` value, in one place.
+
+Values may arrive from Jinja templates as strings (``"4"``, ``"None"``, ``"{'enabled': True}"``), so they
+are parsed strictly here; every refusal is an :class:`~airflow_esml.exceptions.InvalidParameterError` that
+names the parameter and the value, raised before anything in the cluster changes. Cheap to import: the
+operators call these checks while a DAG file is parsed.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
+
+from airflow_esml.core.settings import Settings
+from airflow_esml.core.status import AdaptiveAllocations
+from airflow_esml.exceptions import InvalidParameterError
+
+#: the Airflow connection used when a task names none
+DEFAULT_CONN_ID = "elasticsearch_default"
+#: the index that holds the lease documents unless a task names another
+DEFAULT_LEASES_INDEX = "esml-leases"
+#: how long a lease outlives a run that died without releasing it
+DEFAULT_LEASE_TTL = timedelta(hours=4)
+#: seconds a lease document's lock lasts if its holder dies
+DEFAULT_LOCK_TTL = 120.0
+#: seconds between two looks at a deployment while a task or sensor waits
+DEFAULT_POLL_INTERVAL = 5.0
+#: seconds a task waits for allocations before it fails
+DEFAULT_TIMEOUT = 1800.0
+#: seconds between two shared stats requests of a triggerer's poller (one request serves every waiter)
+DEFAULT_TRIGGER_INTERVAL = 1.0
+#: the port of a connection that names none
+DEFAULT_PORT = 9200
+#: seconds the client waits for one answer, unless the connection's ``request_timeout`` extra says otherwise
+DEFAULT_REQUEST_TIMEOUT = 30.0
+
+AdaptivePolicy = Literal["fail", "disable"]
+ADAPTIVE_POLICIES: tuple[str, ...] = ("fail", "disable")
+CapacityPolicy = Literal["fail", "fit", "off"]
+CAPACITY_POLICIES: tuple[str, ...] = ("fail", "fit", "off")
+DriftPolicy = Literal["respect", "restore"]
+DRIFT_POLICIES: tuple[str, ...] = ("respect", "restore")
+
+_ADAPTIVE_KEYS = frozenset({"enabled", "min_number_of_allocations", "max_number_of_allocations"})
+ChoiceT = TypeVar("ChoiceT", bound=str)
+
+
+def is_unset(value: Any) -> bool:
+    """True for a parameter left out: None, or what a template renders from it (``""``, ``"None"``)."""
+    return value is None or (isinstance(value, str) and value.strip() in ("", "None"))
+
+
+def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """``value`` as an int of at least ``minimum``; digit strings (rendered templates) are accepted."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        number = int(value.strip())
+    if number is None or number < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+        raise InvalidParameterError(f"{name} must be {kind}, got {value!r}")
+    return number
+
+
+def optional_positive_int(name: str, value: Any) -> int | None:
+    """None when ``value`` is unset, else :func:`positive_int`."""
+    return None if is_unset(value) else positive_int(name, value)
+
+
+def seconds(name: str, value: float | timedelta) -> float:
+    """``value`` in seconds (a number or a timedelta), which must be positive."""
+    number = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0:
+        raise InvalidParameterError(f"{name} must be a positive number of seconds or a timedelta, got {value!r}")
+    return float(number)
+
+
+def parse_bound(name: str, value: Any) -> float | None:
+    """A non-negative number (templates render strings); None when unset means no bound."""
+    if is_unset(value):
+        return None
+    try:
+        number = float(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or number < 0 or number != number:  # NaN
+        raise InvalidParameterError(f"{name} must be a non-negative number, got {value!r}")
+    return number
+
+
+def choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``; otherwise an error naming the choices."""
+    if value not in choices:
+        raise InvalidParameterError(f"{name} must be one of {choices}, got {value!r}")
+    return str(value)
+
+
+def check_drift_policy(value: Any) -> DriftPolicy:
+    """``on_drift``: ``respect`` or ``restore``."""
+    return choice("on_drift", value, DRIFT_POLICIES)  # type: ignore[return-value]
+
+
+def check_adaptive_policy(value: Any) -> AdaptivePolicy:
+    """``adaptive_policy``: ``fail`` or ``disable``."""
+    return choice("adaptive_policy", value, ADAPTIVE_POLICIES)  # type: ignore[return-value]
+
+
+def parse_capacity_policy(value: Any) -> CapacityPolicy:
+    """``capacity_policy`` after templating: ``fail``, ``fit`` or ``off`` (None means ``off``)."""
+    if is_unset(value):
+        return "off"
+    if value not in CAPACITY_POLICIES:
+        raise InvalidParameterError(f"capacity_policy must be one of {CAPACITY_POLICIES} or None, got {value!r}")
+    return value
+
+
+def parse_max_step(value: Any) -> int | None:
+    """``max_step`` after templating: None (one jump) or a positive integer."""
+    return optional_positive_int("max_step", value)
+
+
+def parse_adaptive(value: Any, name: str = "adaptive_allocations") -> AdaptiveAllocations:
+    """Adaptive-allocations settings from a dict (or its rendered-template string form)."""
+    if isinstance(value, str):
+        value = _parse_mapping_text(name, value)
+    if isinstance(value, AdaptiveAllocations):
+        return value
+    if not isinstance(value, Mapping):
+        raise InvalidParameterError(f"{name} must be a dict with 'enabled' and optional bounds, got {value!r}")
+    unknown = sorted(set(value) - _ADAPTIVE_KEYS)
+    if unknown:
+        raise InvalidParameterError(f"{name} has unknown key(s) {unknown}; allowed are {sorted(_ADAPTIVE_KEYS)}")
+    enabled = value.get("enabled")
+    if not isinstance(enabled, bool):
+        raise InvalidParameterError(f"{name}['enabled'] must be true or false, got {enabled!r}")
+    low, high = value.get("min_number_of_allocations"), value.get("max_number_of_allocations")
+    low = None if low is None else positive_int(f"{name}['min_number_of_allocations']", low, minimum=0)
+    high = None if high is None else positive_int(f"{name}['max_number_of_allocations']", high)
+    if low is not None and high is not None and low > high:
+        raise InvalidParameterError(
+            f"{name}: min_number_of_allocations ({low}) must not be larger than max_number_of_allocations ({high})"
+        )
+    return AdaptiveAllocations(enabled, low, high)
+
+
+def _parse_mapping_text(name: str, text: str) -> Any:
+    value = _literal(text)
+    if value is _NOT_A_LITERAL:
+        raise InvalidParameterError(f"{name} must be a dict, got the string {text!r}")
+    return value
+
+
+def parse_list_text(text: str) -> Any:
+    """A list rendered by a template: JSON, or the Python literal that ``{{ ti.xcom_pull(...) }}`` renders."""
+    value = _literal(text)
+    if value is _NOT_A_LITERAL:
+        raise InvalidParameterError(f"docs is a string but not a JSON or Python list: {text[:80]!r}")
+    return value
+
+
+def check_return_results(value: Any) -> bool | str:
+    """``return_results``: True, False or ``"auto"``."""
+    if value not in (True, False, "auto"):
+        raise InvalidParameterError(f"return_results must be True, False or 'auto', got {value!r}")
+    return value
+
+
+_NOT_A_LITERAL: Any = object()
+
+
+def _literal(text: str) -> Any:
+    """``text`` read as JSON, else as a Python literal (what a template renders from a dict or a list)."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(text)
+        except (ValueError, SyntaxError):
+            continue
+    return _NOT_A_LITERAL
+
+
+def parse_settings(number_of_allocations: Any, adaptive_allocations: Any) -> Settings:
+    """What the caller asked for: exactly one of a fixed count or adaptive settings."""
+    number_given, adaptive_given = not is_unset(number_of_allocations), not is_unset(adaptive_allocations)
+    if number_given == adaptive_given:
+        raise InvalidParameterError(
+            "give exactly one of number_of_allocations and adaptive_allocations, got "
+            f"number_of_allocations={number_of_allocations!r} and adaptive_allocations={adaptive_allocations!r}"
+        )
+    if number_given:
+        return Settings(number_of_allocations=positive_int("number_of_allocations", number_of_allocations))
+    return Settings(adaptive_allocations=parse_adaptive(adaptive_allocations))

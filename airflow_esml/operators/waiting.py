@@ -1,0 +1,141 @@
+"""Wait here or defer: the waiting shared by UpdateDeploymentOperator, the lease acquire and AllocationsStartedSensor.
+
+Each checks once, then either polls in the worker or defers to
+:class:`~airflow_esml.triggers.deployment.AllocationsStartedTrigger`; all of them decide with
+:func:`airflow_esml.core.readiness.judge`. The hook and the trigger load only when a task runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow_esml.core.readiness import WAIT_ERRORS, Verdict, WaitWindow, judge, verdict_from_event
+from airflow_esml.operators.base import ElasticsearchMLTaskMixin
+
+if TYPE_CHECKING:
+    from airflow.triggers.base import BaseTrigger
+
+    from airflow_esml.hooks.ml import ElasticsearchMLHook
+    from airflow_esml.triggers.deployment import AllocationsStartedTrigger
+
+_NO_STATUS = Verdict("waiting", "no status yet")
+
+
+def check_now(
+    hook: ElasticsearchMLHook, deployment_id: str, min_allocations: int | None, window: WaitWindow
+) -> Verdict:
+    """One look at the deployment; errors other than :data:`~airflow_esml.core.readiness.WAIT_ERRORS` raise."""
+    try:
+        result: Any = hook.get_deployment(deployment_id)
+    except WAIT_ERRORS as exc:
+        result = exc
+    return judge(deployment_id, result, min_allocations, window, _NO_STATUS)
+
+
+def wait_in_worker(
+    hook: ElasticsearchMLHook,
+    deployment_id: str,
+    min_allocations: int | None,
+    window: WaitWindow,
+    poll_interval: float,
+    log: logging.Logger | Any,
+) -> Verdict:
+    """Poll until the allocations are started, the deployment fails, or the window closes."""
+    while True:
+        verdict = check_now(hook, deployment_id, min_allocations, window)
+        log.info("%s", verdict.message)
+        if verdict.done:
+            return verdict
+        if window.expired():
+            return window.timed_out(verdict)
+        time.sleep(min(poll_interval, window.remaining()))
+
+
+def make_trigger(
+    *,
+    deployment_id: str,
+    elasticsearch_conn_id: str,
+    min_allocations: int | None,
+    window: WaitWindow,
+    poll_interval: float,
+) -> AllocationsStartedTrigger:
+    """The trigger that waits for ``min_allocations`` within ``window``."""
+    from airflow_esml.triggers.deployment import AllocationsStartedTrigger  # loads airflow.triggers.base
+
+    return AllocationsStartedTrigger(
+        deployment_id=deployment_id,
+        elasticsearch_conn_id=elasticsearch_conn_id,
+        min_allocations=min_allocations,
+        started_at=window.started_at,
+        end_time=window.end_time,
+        poll_interval=poll_interval,
+    )
+
+
+class AllocationsWaitMixin(ElasticsearchMLTaskMixin):
+    """Wait for a deployment's allocations in the worker, or defer the wait to the triggerer.
+
+    For operators with ``deployment_id``, ``deferrable`` and ``poll_interval``; the method named in a
+    deferral reads the trigger's event back with :meth:`resume_verdict`.
+    """
+
+    deployment_id: str
+    deferrable: bool
+    poll_interval: float
+    log: Any
+
+    if TYPE_CHECKING:  # provided by BaseOperator
+
+        def defer(
+            self,
+            *,
+            trigger: BaseTrigger,
+            method_name: str,
+            kwargs: dict[str, Any] | None = None,
+            timeout: timedelta | int | float | None = None,
+        ) -> NoReturn: ...
+
+    @property
+    def wait_interval(self) -> float:
+        """Seconds between two looks at the deployment: ``poll_interval``."""
+        return float(self.poll_interval)
+
+    def defer_wait(self, needed: int | None, window: WaitWindow, *, method_name: str, kwargs: dict[str, Any]) -> None:
+        """Defer to the trigger until the window's end (plus a minute for the trigger's own timeout event)."""
+        self.defer(
+            trigger=make_trigger(
+                deployment_id=self.deployment_id,
+                elasticsearch_conn_id=self.elasticsearch_conn_id,
+                min_allocations=needed,
+                window=window,
+                poll_interval=self.wait_interval,
+            ),
+            method_name=method_name,
+            kwargs=kwargs,
+            timeout=timedelta(seconds=window.remaining() + 60),
+        )
+
+    def wait_or_defer(
+        self, needed: int | None, window: WaitWindow, *, method_name: str, kwargs: dict[str, Any]
+    ) -> Verdict:
+        """Check once; if not done, defer (resuming in ``method_name`` with ``kwargs``) or poll here.
+
+        Returns the verdict of a wait that ended in the worker; deferring leaves through ``defer``.
+        """
+        verdict = check_now(self.hook, self.deployment_id, needed, window)
+        if not verdict.done and self.deferrable:
+            self.log.info("%s; deferring", verdict.message)
+            self.defer_wait(needed, window, method_name=method_name, kwargs=kwargs)
+        if not verdict.done:
+            verdict = wait_in_worker(self.hook, self.deployment_id, needed, window, self.wait_interval, self.log)
+        self.log.info("%s", verdict.message)
+        return verdict
+
+    def resume_verdict(self, event: dict[str, Any] | None) -> Verdict:
+        """The verdict of the trigger's event, logged."""
+        verdict = verdict_from_event(event)
+        self.log.info("%s", verdict.message)
+        return verdict
