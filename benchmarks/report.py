@@ -107,11 +107,22 @@ def parse_section(imports: dict[str, Any], dags: list[dict[str, Any]]) -> str:
         f"Fresh interpreter per run, {imports['runs']} runs, median. `import airflow.sdk` alone: "
         f"{_num(imports['sdk_ms'], 1)} ms. Importing {', '.join(f'`{m}`' for m in imports['modules'])} after it "
         f"adds **{_num(imports['added_ms'], 1)} ms**; the `elasticsearch` client is "
-        f"{'imported (!)' if imports['client_imported'] else 'not imported'}.\n\n"
+        f"{'imported (!)' if imports['client_imported'] else 'not imported'}.{_before(imports)}\n\n"
         "Example DAG files, executed after `import airflow.sdk` (module execution time, which includes the "
         "provider imports; not a full DagBag parse):\n\n"
         + (_table(["file", "parse ms", "elasticsearch imported"], dag_rows) if dag_rows else "(no example DAGs)")
         + "\n"
+    )
+
+
+def _before(imports: dict[str, Any]) -> str:
+    before = imports.get("before")
+    if not before:
+        return ""
+    return (
+        f" Measured side by side, run by run, with the same imports on the flat layout of commit "
+        f"`{before['commit']}`, whose operators imported the pure modules lazily: {_num(before['added_ms'], 1)} ms "
+        f"(now / before = {before['ratio']:.2f})."
     )
 
 

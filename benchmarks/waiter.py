@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from airflow_esml.core.readiness import Verdict, WaitWindow, assess
 from airflow_esml.exceptions import EsmlError, TransientRequestError
 from airflow_esml.hooks.ml import ElasticsearchMLHook
-from airflow_esml.core.readiness import Verdict, WaitWindow, assess
 from airflow_esml.triggers.deployment import AllocationsStartedTrigger
 
 CONN_ID = "elasticsearch_default"

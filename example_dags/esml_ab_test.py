@@ -75,8 +75,8 @@ with DAG(
         :param a: infer_a's summary (docs, seconds, docs_per_second, allocations).
         :param b: infer_b's summary.
         """
-        from airflow_esml.hooks.ml import ElasticsearchMLHook
         from airflow_esml.core.metrics import metrics_of
+        from airflow_esml.hooks.ml import ElasticsearchMLHook
 
         assert params is not None
         hook = ElasticsearchMLHook()

@@ -5,11 +5,21 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+from pathlib import Path
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger
 
+from airflow_esml.core.status import DeploymentStatus, parse_deployment_status
 from airflow_esml.testing import Simulator
+
+#: two ML nodes, a deployment scaled from 1 to 3 allocations with one node still starting
+STATS_EXAMPLE = Path(__file__).parent / "data" / "stats_scaling_1_to_3.json"
+
+
+def stats_example() -> DeploymentStatus:
+    """The example's deployment: 2 of 3 allocations started, 3 pending requests, 1180/min, 24.7 ms."""
+    return parse_deployment_status(json.loads(STATS_EXAMPLE.read_text())["trained_model_stats"][0])
 
 
 def run_trigger(trigger: BaseTrigger) -> dict[str, Any]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from airflow_esml.core.params import DEFAULT_LEASES_INDEX
 from airflow_esml.hooks.ml import ElasticsearchMLHook
 from airflow_esml.hooks.retry import RetryPolicy
 from airflow_esml.leases.store import LeaseStore
-from airflow_esml.core.params import DEFAULT_LEASES_INDEX
 from airflow_esml.testing import Simulator
 
 #: enough attempts that ~20% transient faults never exhaust them, with millisecond backoff

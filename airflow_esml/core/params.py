@@ -12,7 +12,7 @@ import ast
 import json
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from airflow_esml.core.settings import Settings
 from airflow_esml.core.status import AdaptiveAllocations
@@ -45,7 +45,6 @@ DriftPolicy = Literal["respect", "restore"]
 DRIFT_POLICIES: tuple[str, ...] = ("respect", "restore")
 
 _ADAPTIVE_KEYS = frozenset({"enabled", "min_number_of_allocations", "max_number_of_allocations"})
-ChoiceT = TypeVar("ChoiceT", bound=str)
 
 
 def is_unset(value: Any) -> bool:

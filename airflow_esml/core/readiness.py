@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from airflow_esml.core.status import DeploymentStatus
+from airflow_esml.core.status import TERMINAL_STATES, DeploymentStatus
 from airflow_esml.exceptions import DeploymentFailedError, DeploymentNotFoundError, EsmlError, TransientRequestError
 
 Outcome = Literal["success", "waiting", "failed", "timeout"]
@@ -109,7 +109,7 @@ def assess(status: DeploymentStatus, min_allocations: int | None = None, *, prog
     """
     name = status.deployment_id
     needed = required_allocations(status, min_allocations)
-    if status.state in ("failed", "stopping") or status.state is None:
+    if status.state in TERMINAL_STATES or status.state is None:
         return Verdict("failed", _failure_message(status, needed), status)
     if needed > status.target_allocations and not status.adaptive_enabled:
         return Verdict(

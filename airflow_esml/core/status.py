@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# Order used by Elasticsearch's ``wait_for``: starting < started < fully_allocated.
-ALLOCATION_STATES = ("starting", "started", "fully_allocated")
+#: deployment states from which no allocation starts any more
 TERMINAL_STATES = frozenset({"failed", "stopping"})
 
 

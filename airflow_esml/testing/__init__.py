@@ -3,6 +3,11 @@
 Never imported by the provider's runtime modules. Names are imported lazily, so that
 ``python -m airflow_esml.testing.simulator`` does not import the module twice.
 
+Layout: ``server`` (HTTP server, routing, faults, auth, TLS), ``cluster`` (the cluster model), ``api``
+(the endpoint handlers), ``protocol`` (types all three share), ``simulator`` (wires them together) and
+``cli``. The flat modules of earlier releases still import, with a ``DeprecationWarning``
+(:mod:`airflow_esml._moved`).
+
 Usage::
 
     from airflow_esml.testing import Simulator
@@ -18,10 +23,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from airflow_esml.testing.api.documents import DocumentStore
     from airflow_esml.testing.cluster import Cluster
-    from airflow_esml.testing.documents import DocumentStore
-    from airflow_esml.testing.faults import Fault, FaultInjector
     from airflow_esml.testing.protocol import AuditEvent, AuditLog, EsError, EsVersion, SimRequest, SimResponse
+    from airflow_esml.testing.server.faults import Fault, FaultInjector
     from airflow_esml.testing.simulator import Simulator
 
 __all__ = [
@@ -46,9 +51,9 @@ _MODULES = {
     "SimRequest": "protocol",
     "SimResponse": "protocol",
     "Cluster": "cluster",
-    "DocumentStore": "documents",
-    "Fault": "faults",
-    "FaultInjector": "faults",
+    "DocumentStore": "api.documents",
+    "Fault": "server.faults",
+    "FaultInjector": "server.faults",
     "Simulator": "simulator",
 }
 

@@ -1,6 +1,6 @@
 """Types shared by the simulator's HTTP layer and its cluster model.
 
-The HTTP server (``server.py``) parses each request into a :class:`SimRequest`, hands it to a
+The HTTP server (:mod:`airflow_esml.testing.server`) parses each request into a :class:`SimRequest`, hands it to a
 route handler and writes the :class:`SimResponse` back (or the envelope of an :class:`EsError`).
 Handlers never touch sockets; the cluster model never parses HTTP.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,13 +142,6 @@ class AuditLog:
         return [
             e for e in events if (kind is None or e.kind == kind) and all(e.data.get(k) == v for k, v in match.items())
         ]
-
-    def __iter__(self) -> Iterator[AuditEvent]:
-        return iter(self.events())
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._events)
 
     def target_history(self, deployment_id: str) -> list[tuple[float, int]]:
         """``(time, target)`` for each change of the deployment's ``number_of_allocations``."""

@@ -1,6 +1,8 @@
-"""The embeddable simulator (:class:`Simulator`) and its command line.
+"""The embeddable simulator (:class:`Simulator`): the HTTP server, the cluster model and the API handlers
+wired together on a loopback port.
 
-``python -m airflow_esml.testing.simulator --help`` lists the flags.
+``python -m airflow_esml.testing.simulator --help`` lists the flags of the command line
+(:mod:`airflow_esml.testing.cli`).
 """
 
 from __future__ import annotations
@@ -8,18 +10,25 @@ from __future__ import annotations
 import logging
 import os
 import random
+import runpy
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from airflow_esml.testing.api.control import ControlApi
+from airflow_esml.testing.api.documents import DocumentStore
+from airflow_esml.testing.api.info import InfoApi
+from airflow_esml.testing.api.ml import MlApi
 from airflow_esml.testing.cluster import Cluster
-from airflow_esml.testing.documents import DocumentStore
-from airflow_esml.testing.faults import Fault, FaultInjector
-from airflow_esml.testing.protocol import AuditLog, EsError, EsVersion, Route, SimRequest, SimResponse
-from airflow_esml.testing.server import Router, SimApp, SimHTTPServer
-from airflow_esml.testing.tls import Authenticator, TlsFiles, write_tls_files
+from airflow_esml.testing.protocol import AuditLog, EsVersion
+from airflow_esml.testing.server.auth import Authenticator
+from airflow_esml.testing.server.faults import Fault, FaultInjector
+from airflow_esml.testing.server.httpd import SimHTTPServer
+from airflow_esml.testing.server.pipeline import SimApp
+from airflow_esml.testing.server.routing import Router
+from airflow_esml.testing.server.tls import TlsFiles, write_tls_files
 
 if TYPE_CHECKING:
     import elasticsearch
@@ -27,31 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_ML_NODES: Mapping[str, int] = {"ml-node-1": 4, "ml-node-2": 4}
-
-_LUCENE = {8: "9.10.0", 9: "10.2.2"}
-_MIN_WIRE = {8: ("7.17.0", "7.0.0"), 9: ("8.19.0", "8.0.0")}
-
-
-def cluster_info(version: EsVersion, cluster_uuid: str) -> dict[str, Any]:
-    """The body of ``GET /`` for ``version`` (Lucene and wire versions approximate)."""
-    wire, index = _MIN_WIRE.get(version.major, ("8.19.0", "8.0.0"))
-    return {
-        "name": "sim-node-1",
-        "cluster_name": "esml-simulator",
-        "cluster_uuid": cluster_uuid,
-        "version": {
-            "number": str(version),
-            "build_flavor": "default",
-            "build_type": "docker",
-            "build_hash": "0000000000000000000000000000000000000000",
-            "build_date": "2026-01-01T00:00:00.000000000Z",
-            "build_snapshot": False,
-            "lucene_version": _LUCENE.get(version.major, "10.2.2"),
-            "minimum_wire_compatibility_version": wire,
-            "minimum_index_compatibility_version": index,
-        },
-        "tagline": "You Know, for Search",
-    }
 
 
 class Simulator:
@@ -124,13 +108,17 @@ class Simulator:
         return self.tls.ca_cert if self.tls else None
 
     def _router(self) -> Router:
+        """Every route: the Elasticsearch endpoints, then the ``/_sim/`` control routes (never faulted)."""
         router = Router()
-        router.add("GET", "/", lambda r: SimResponse(200, cluster_info(self.version, self._uuid)), name="info")
-        router.add("HEAD", "/", lambda r: SimResponse(200, None), name="ping")
-        router.add_all(self.cluster.routes())
-        for method, template, handler in self.documents.routes():
-            router.add(method, template, handler, name=self.documents.endpoint_names[(method, template)])
-        for method, template, handler in [*self.faults.routes(), *self._control_routes()]:
+        info = InfoApi(self.version, self._uuid)
+        for routes, names in (
+            (info.routes(), info.endpoint_names),
+            (self.documents.routes(), self.documents.endpoint_names),
+        ):
+            for method, template, handler in routes:
+                router.add(method, template, handler, name=names[(method, template)])
+        router.add_all(MlApi(self.cluster).routes())
+        for method, template, handler in [*self.faults.routes(), *ControlApi(self.cluster, self.audit).routes()]:
             router.add(method, template, handler, name="sim", control=True)
         return router
 
@@ -256,63 +244,13 @@ class Simulator:
         times: int | None = None,
         probability: float | None = None,
     ) -> None:
-        """Make matching requests fail or slow down; see :class:`~airflow_esml.testing.faults.Fault`."""
+        """Make matching requests fail or slow down; see :class:`~airflow_esml.testing.server.faults.Fault`."""
         self.faults.add(Fault(endpoint, status, reset, latency, times, probability))
 
     def clear_faults(self) -> None:
         self.faults.clear()
 
-    # -- /_sim/ control routes (not Elasticsearch APIs) ------------------------------------------
-
-    def _control_routes(self) -> list[Route]:
-        return [
-            ("GET", "/_sim/audit", self._get_audit),
-            ("POST", "/_sim/nodes/{name}/_fail", self._post_fail_node),
-            ("PUT", "/_sim/nodes/{name}", self._put_node),
-            ("PUT", "/_sim/models/{model_id}", self._put_model),
-            ("POST", "/_sim/_load_seconds", self._post_load_seconds),
-        ]
-
-    def _get_audit(self, request: SimRequest) -> SimResponse:
-        kind = request.query.get("kind") or None
-        since = float(request.query.get("since") or 0.0)
-        events = [{"at": e.at, "kind": e.kind, "data": dict(e.data)} for e in self.audit.events(kind) if e.at > since]
-        return SimResponse(200, {"events": _jsonable(events)})
-
-    def _post_fail_node(self, request: SimRequest) -> SimResponse:
-        body = request.body or {}
-        kwargs = {"reason": str(body["reason"])} if "reason" in body else {}
-        self.cluster.fail_node(request.path_params["name"], **kwargs)
-        return SimResponse(200, {"acknowledged": True})
-
-    def _put_node(self, request: SimRequest) -> SimResponse:
-        body = request.body or {}
-        node_id = self.cluster.add_ml_node(request.path_params["name"], int(body.get("processors", 4)))
-        return SimResponse(200, {"acknowledged": True, "node_id": node_id})
-
-    def _put_model(self, request: SimRequest) -> SimResponse:
-        self.cluster.add_model(request.path_params["model_id"])
-        return SimResponse(200, {"acknowledged": True})
-
-    def _post_load_seconds(self, request: SimRequest) -> SimResponse:
-        body = request.body or {}
-        if "seconds" not in body:
-            raise EsError(400, "illegal_argument_exception", "body needs [seconds]")
-        self.cluster.set_load_seconds(float(body["seconds"]), model_id=body.get("model_id"))
-        return SimResponse(200, {"acknowledged": True})
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
 
 if __name__ == "__main__":  # pragma: no cover - exercised through subprocess in tests
-    from airflow_esml.testing.__main__ import main
-
-    raise SystemExit(main())
+    # ``python -m airflow_esml.testing.simulator``: the command line lives in ``cli``, which imports this module.
+    runpy.run_module("airflow_esml.testing.cli", run_name="__main__", alter_sys=True)

@@ -27,6 +27,7 @@ def test_every_benchmark_path_runs_and_renders(tmp_path: Path) -> None:
     lag = results["lag"][0]
     assert lag["runs"] == 1 and lag["max_lag"] >= lag["median_lag"] > 0
     assert results["imports"]["client_imported"] is False and results["imports"]["added_ms"] > 0
+    assert results["imports"]["before"] is None or results["imports"]["before"]["added_ms"] > 0
     assert results["dags"][0]["file"] == "tiny_dag.py"
     rows = results["inference"]["rows"]
     assert [r["allocations"] for r in rows] == [1, 2] and rows[0]["time_vs_first"] == 1.0

@@ -39,7 +39,7 @@ SIMULATOR_ARGS = [
 
 def other_ca(folder: Path) -> Path:
     """A CA certificate that did not sign the simulator's server certificate."""
-    from airflow_esml.testing.tls import write_tls_files
+    from airflow_esml.testing.server.tls import write_tls_files
 
     write_tls_files(folder / "other-ca")
     return folder / "other-ca" / "ca.crt"

@@ -9,6 +9,7 @@ import elasticsearch
 import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 
+from airflow_esml.core.status import DeploymentStatus
 from airflow_esml.exceptions import DeploymentNotFoundError, InvalidParameterError, TransientRequestError
 from airflow_esml.hooks.inference import (
     MAX_CHUNK,
@@ -19,9 +20,8 @@ from airflow_esml.hooks.inference import (
     plan_batch,
     run_sync,
 )
-from airflow_esml.core.status import DeploymentStatus
 from airflow_esml.testing import Simulator
-from airflow_esml.testing.inference import fake_result
+from airflow_esml.testing.cluster.inference import fake_result
 
 
 def status(allocations: int = 2, threads: int = 1, queue_capacity: int | None = 1024) -> DeploymentStatus:

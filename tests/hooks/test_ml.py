@@ -6,9 +6,9 @@ import logging
 import elasticsearch
 import pytest
 
+from airflow_esml.core.status import AdaptiveAllocations
 from airflow_esml.exceptions import DeploymentNotFoundError, ElasticsearchRequestError, TransientRequestError
 from airflow_esml.hooks.ml import ElasticsearchMLHook
-from airflow_esml.core.status import AdaptiveAllocations
 from airflow_esml.testing import Simulator
 from tests.conftest import CONN_ENV
 

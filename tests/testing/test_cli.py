@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from airflow_esml.testing.__main__ import build_parser
+from airflow_esml.testing.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,3 +119,19 @@ def test_help_lists_every_flag() -> None:
     documented = {a.option_strings[-1] for a in build_parser()._actions if a.option_strings}
     assert set(flags) <= documented
     assert all(a.help for a in build_parser()._actions)
+
+
+@pytest.mark.parametrize("module", ["airflow_esml.testing", "airflow_esml.testing.cli"])
+def test_every_entry_point_runs_the_same_cli(module: str) -> None:
+    def help_of(name: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-W", "error::DeprecationWarning", "-m", name, "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert help_of(module) == help_of("airflow_esml.testing.simulator")

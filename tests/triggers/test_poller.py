@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from airflow_esml.exceptions import DeploymentNotFoundError, TransientRequestError
 from airflow_esml.core.readiness import WaitWindow
 from airflow_esml.core.status import DeploymentStatus
+from airflow_esml.exceptions import DeploymentNotFoundError, TransientRequestError
 from airflow_esml.testing import Simulator
 from airflow_esml.triggers import poller
 from airflow_esml.triggers.deployment import AllocationsStartedTrigger

@@ -1,4 +1,4 @@
-"""Behaviour of the ML endpoints through the real ``elasticsearch`` client (facts of §7).
+"""Behaviour of the ML endpoints through the real ``elasticsearch`` client (docs/simulator-cluster.md, "Endpoints").
 
 Tests taking ``es_target`` also run against a real cluster when ``ESML_REAL_CLUSTER_URL`` is set (a PyTorch
 model ``my-e5`` must exist there); tests taking ``simulator`` need the simulator's controls.

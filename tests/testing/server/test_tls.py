@@ -9,7 +9,7 @@ import elasticsearch
 import pytest
 
 from airflow_esml.testing import Simulator
-from airflow_esml.testing.tls import write_tls_files
+from airflow_esml.testing.server.tls import write_tls_files
 
 
 def test_https_with_ca_certs(tmp_path: Path, no_stray_threads: None) -> None:

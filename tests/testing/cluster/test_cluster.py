@@ -7,7 +7,7 @@ import random
 import pytest
 
 from airflow_esml.testing.cluster import Cluster
-from airflow_esml.testing.placement import reduce_targets
+from airflow_esml.testing.cluster.placement import reduce_targets
 from airflow_esml.testing.protocol import AuditLog, EsError, EsVersion
 
 

@@ -1,15 +1,21 @@
-"""Read-only views of the cluster: trained model stats and configs (id expansion, paging), ``_nodes``
-and ``_ml/info``. Call with the cluster lock held."""
+"""Bodies of the read-only ML endpoints: trained model stats and configs (id expansion, paging), ``_nodes``
+and ``_ml/info``. Call with the cluster lock held.
+
+Sources (elastic/elasticsearch): ``expandIds`` of
+x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/inference/persistence/TrainedModelProvider.java
+x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/action/TransportGetTrainedModelsStatsAction.java
+x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/action/TransportGetTrainedModelsAction.java
+"""
 
 from __future__ import annotations
 
 import fnmatch
 from typing import TYPE_CHECKING, Any
 
-from airflow_esml.testing.cluster_state import Model
-from airflow_esml.testing.es_values import epoch_millis, format_bytes
+from airflow_esml.testing.cluster.state import Model
+from airflow_esml.testing.cluster.stats import ml_attributes
+from airflow_esml.testing.cluster.values import epoch_millis, format_bytes
 from airflow_esml.testing.protocol import EsError
-from airflow_esml.testing.stats import ml_attributes
 
 if TYPE_CHECKING:
     from airflow_esml.testing.cluster import Cluster
@@ -157,13 +163,9 @@ def nodes_info(cluster: Cluster, selector: str | None) -> dict[str, Any]:
     total = len(nodes)
     return {
         "_nodes": {"total": total, "successful": total, "failed": 0},
-        "cluster_name": cluster_name(cluster),
+        "cluster_name": cluster.cluster_name,
         "nodes": nodes,
     }
-
-
-def cluster_name(cluster: Cluster) -> str:
-    return cluster.cluster_name
 
 
 def _node_json(cluster: Cluster, name: str, port: int, roles: list[str], attributes: dict[str, str]) -> dict[str, Any]:

@@ -1,8 +1,14 @@
-"""Placement of allocations on ML nodes (§6.1) and trimming on scale-down (§3.6).
+"""Placement of allocations on ML nodes and trimming on scale-down.
 
 Normal-priority deployments never oversubscribe a node: Σ(allocations x threads) ≤ allocated
 processors. A node that does not yet run a deployment must also have room for its memory
 (240 MB + 2 x model bytes). Low-priority deployments (1 x 1) only need memory and are planned apart.
+
+Sources (elastic/elasticsearch): the capacity rule and the shortfall reasons of
+x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/inference/assignment/TrainedModelAssignmentRebalancer.java
+and, for scale-down, ``decreaseNumberOfAllocations`` of
+x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/inference/assignment/TrainedModelAssignmentClusterService.java
+with x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/inference/assignment/planning/AllocationReducer.java
 """
 
 from __future__ import annotations
@@ -10,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from airflow_esml.testing.cluster_state import Deployment, MlNode
-from airflow_esml.testing.es_values import format_bytes
+from airflow_esml.testing.cluster.state import Deployment, MlNode
+from airflow_esml.testing.cluster.values import format_bytes
 
 MAX_LOW_PRIORITY_PER_NODE = 100
 

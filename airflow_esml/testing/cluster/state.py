@@ -2,17 +2,20 @@
 
 Pure data plus the derived values Elasticsearch computes from it (``allocation_status``, the stored
 assignment state). All instants are values of the cluster's clock; the cluster converts them to wall
-time when it renders or audits them.
+time when it renders or audits them. Sources (elastic/elasticsearch):
+x-pack/plugin/core/src/main/java/org/elasticsearch/xpack/core/ml/inference/assignment/TrainedModelAssignment.java
+x-pack/plugin/core/src/main/java/org/elasticsearch/xpack/core/ml/inference/assignment/AllocationStatus.java
+x-pack/plugin/core/src/main/java/org/elasticsearch/xpack/core/ml/inference/assignment/AssignmentState.java
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from airflow_esml.testing.adaptive import AdaptiveSettings, ScalerState
-    from airflow_esml.testing.inference import InferenceEngine
+    from airflow_esml.testing.cluster.adaptive import AdaptiveSettings, ScalerState
+    from airflow_esml.testing.cluster.inference import InferenceEngine
 
 PYTORCH_OVERHEAD_BYTES = 240 * 2**20
 ML_MEMORY_FRACTION = 0.3  # xpack.ml.max_machine_memory_percent default (30)
@@ -54,7 +57,6 @@ class Model:
     :param model_type: ``pytorch``, ``tree_ensemble`` or ``lang_ident``.
     :param input_field: the first of ``input.field_names``.
     :param create_wall: creation time (``time.time()``).
-    :param load_seconds: per-model override of the cluster's load time.
     """
 
     model_id: str
@@ -62,7 +64,6 @@ class Model:
     model_type: str
     input_field: str
     create_wall: float
-    load_seconds: float | None = None
 
     @property
     def required_memory_bytes(self) -> int:
@@ -128,14 +129,13 @@ class Deployment:
     reason: str | None = None
     routes: dict[str, Route] = field(default_factory=dict)
     max_assigned: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def allocation_count(self) -> int:
-        """Allocations on ``started`` routes with ``current > 0`` (§3.2)."""
+        """Allocations on ``started`` routes with ``current > 0`` (``calculateAllocationStatus``)."""
         return sum(r.current for r in self.routes.values() if r.state == "started" and r.current > 0)
 
     def allocation_state(self) -> str:
-        """``starting`` / ``started`` / ``fully_allocated`` (§3.2)."""
+        """``starting`` / ``started`` / ``fully_allocated`` (``AllocationStatus.calculateState``)."""
         count = self.allocation_count()
         if count == 0:
             return "starting"

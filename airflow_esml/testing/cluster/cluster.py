@@ -1,7 +1,8 @@
-"""The simulated Elasticsearch ML cluster: ML nodes, models, deployments and inference.
+"""The public API of the simulated cluster: ML nodes, models, deployments and inference.
 
 Thread-safe: every method takes :attr:`Cluster.lock`; waiting and inference service time are spent
-with the lock released. Time is real time (``clock``); state advances lazily (see ``cluster_core``).
+with the lock released. Time is real time (``clock``); state advances lazily (see
+:mod:`airflow_esml.testing.cluster.core`).
 """
 
 from __future__ import annotations
@@ -11,20 +12,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from airflow_esml.testing.adaptive import AdaptiveSettings, ScalerState, merge
-from airflow_esml.testing.cluster_state import WAIT_FOR_ORDER, Deployment, Model
-from airflow_esml.testing.deployment_params import (
+from airflow_esml.testing.cluster.adaptive import AdaptiveSettings, ScalerState, merge
+from airflow_esml.testing.cluster.errors import not_found_deployment, not_found_model, start_capacity_error
+from airflow_esml.testing.cluster.inference import InferenceEngine
+from airflow_esml.testing.cluster.inference_ops import InferenceOps
+from airflow_esml.testing.cluster.params import (
     DEFAULT_QUEUE_CAPACITY,
     StartParams,
     UpdateParams,
     validation_error,
 )
-from airflow_esml.testing.es_values import format_time, parse_bytes
-from airflow_esml.testing.inference import InferenceEngine
-from airflow_esml.testing.inference_ops import InferenceOps
-from airflow_esml.testing.ml_errors import not_found_deployment, not_found_model, start_capacity_error
-from airflow_esml.testing.protocol import AuditLog, EsError, EsVersion, Route
-from airflow_esml.testing.stats import Renderer
+from airflow_esml.testing.cluster.state import WAIT_FOR_ORDER, Deployment, Model
+from airflow_esml.testing.cluster.stats import Renderer
+from airflow_esml.testing.cluster.values import format_time, parse_bytes
+from airflow_esml.testing.protocol import AuditLog, EsError, EsVersion
 
 MAX_DEPLOYMENTS = 100
 _UNSET: Any = object()
@@ -231,7 +232,11 @@ class Cluster(InferenceOps):
         return dep
 
     def wait_started(self, deployment_id: str, wait_for: str, timeout: float) -> dict[str, Any]:
-        """Start's ``wait_for`` (§3.5): return the assignment, or raise 400 / 500 / 408."""
+        """Start's ``wait_for``: return the assignment, or raise 400 / 500 / 408.
+
+        As ``DeploymentStartedPredicate`` in elastic/elasticsearch
+        x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/action/TransportStartTrainedModelDeploymentAction.java
+        """
         with self.lock:
             deadline = self._now() + timeout
             while True:
@@ -282,7 +287,11 @@ class Cluster(InferenceOps):
         return self.update(deployment_id, params)
 
     def update(self, deployment_id: str, params: UpdateParams) -> dict[str, Any]:
-        """Apply a parsed update request in Elasticsearch's processing order (§1.3)."""
+        """Apply a parsed update request in Elasticsearch's processing order.
+
+        As ``updateDeployment`` in elastic/elasticsearch
+        x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/inference/assignment/TrainedModelAssignmentClusterService.java
+        """
         params.validate()
         with self.lock:
             now = self._advance()
@@ -390,9 +399,3 @@ class Cluster(InferenceOps):
                 if now >= deadline:
                     raise TimeoutError(f"{deployment_id} did not reach {state} within {timeout}s")
                 self._wait_changes(deadline)
-
-    def routes(self) -> list[Route]:
-        """The HTTP routes of the ML endpoints, ``_nodes`` and ``_ml/info``."""
-        from airflow_esml.testing.ml_api import MlApi
-
-        return MlApi(self).routes()

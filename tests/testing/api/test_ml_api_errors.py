@@ -1,4 +1,10 @@
-"""Every applicable row of the fact sheet's error table (§4.2), through the real client."""
+"""The errors of the ML endpoints with Elasticsearch's statuses, types and messages, through the real client.
+
+The messages come from elastic/elasticsearch, mainly
+x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/action/TransportStartTrainedModelDeploymentAction.java
+x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/inference/assignment/TrainedModelAssignmentClusterService.java
+x-pack/plugin/core/src/main/java/org/elasticsearch/xpack/core/ml/action/StartTrainedModelDeploymentAction.java
+"""
 
 from __future__ import annotations
 

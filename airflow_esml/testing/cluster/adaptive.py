@@ -1,4 +1,9 @@
-"""Adaptive allocations (§5): the settings object, its merge and validation, and a load-driven scaler."""
+"""Adaptive allocations: the settings object, its merge and validation, and a load-driven scaler.
+
+The request field is parsed in :mod:`airflow_esml.testing.api.ml_params`. Sources (elastic/elasticsearch):
+x-pack/plugin/core/src/main/java/org/elasticsearch/xpack/core/ml/inference/assignment/AdaptiveAllocationsSettings.java
+x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/inference/adaptiveallocations/AdaptiveAllocationsScaler.java
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from airflow_esml.testing.es_values import bad_request, body_bool, body_int, body_location
-
-SETTINGS_PARSER = "adaptive_allocation_settings"
 SCALE_UP_THRESHOLD = 0.9
 SCALE_DOWN_THRESHOLD = 0.85
 MAX_WITHOUT_LIMIT = 32
-_FIELDS = ("enabled", "min_number_of_allocations", "max_number_of_allocations")
 
 
 @dataclass(frozen=True)
@@ -54,35 +55,6 @@ class AdaptiveSettings:
         low = self.min_number_of_allocations or 0
         high = self.max_number_of_allocations or MAX_WITHOUT_LIMIT
         return max(low, min(high, value))
-
-
-def parse_settings(body: dict[str, Any], key: str, action: str) -> dict[str, Any] | None:
-    """The fields present in ``body[key]`` (an object or JSON null -> ``None``).
-
-    :param body: the request body.
-    :param key: ``adaptive_allocations``.
-    :param action: the parser name for error messages.
-    """
-    value = body[key]
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise bad_request(
-            "x_content_parse_exception", f"{body_location(body, key)} [{action}] failed to parse field [{key}]"
-        )
-    present: dict[str, Any] = {}
-    for name, raw in value.items():
-        if name not in _FIELDS:
-            raise bad_request(
-                "x_content_parse_exception", f"{body_location(value, name)} [{SETTINGS_PARSER}] unknown field [{name}]"
-            )
-        if raw is None:
-            present[name] = None
-        elif name == "enabled":
-            present[name] = body_bool(value, name, SETTINGS_PARSER)
-        else:
-            present[name] = body_int(value, name, SETTINGS_PARSER)
-    return present
 
 
 def from_fields(fields: dict[str, Any]) -> AdaptiveSettings:

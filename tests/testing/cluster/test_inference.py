@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from airflow_esml.testing.adaptive import AdaptiveSettings, ScalerConfig, desired_allocations, merge
 from airflow_esml.testing.cluster import Cluster
+from airflow_esml.testing.cluster.adaptive import AdaptiveSettings, ScalerConfig, desired_allocations, merge
 from airflow_esml.testing.protocol import AuditLog, EsError, EsVersion
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_esml.testing import Simulator
 from airflow_esml.testing.protocol import SimRequest, SimResponse
-from airflow_esml.testing.server import Router, endpoint_name
+from airflow_esml.testing.server.routing import Router, endpoint_name
 from tests.testing.conftest import EsTarget
 
 

@@ -1,23 +1,18 @@
-"""HTTP handlers of the ML trained-model endpoints, ``_nodes`` and ``_ml/info``.
+"""HTTP handlers of the ML trained-model endpoints, ``_nodes``, ``_ml/info`` and ``_cluster/settings``.
 
 Each handler parses a :class:`SimRequest` the way the simulated Elasticsearch version does, calls the
-:class:`Cluster` and returns a :class:`SimResponse`; errors are raised as :class:`EsError`.
+:class:`Cluster` and returns a :class:`SimResponse`; errors are raised as :class:`EsError`. The
+simulator binds one :class:`MlApi` to its cluster and adds :meth:`MlApi.routes` to its router.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_esml.testing import cluster_views as views
-from airflow_esml.testing.deployment_params import parse_start, parse_stop, parse_update
-from airflow_esml.testing.es_values import (
-    bad_request,
-    parse_bool,
-    parse_time,
-    query_bool,
-    query_int,
-    unrecognized_params,
-)
+from airflow_esml.testing.api import ml_reads
+from airflow_esml.testing.api.ml_params import parse_start, parse_stop, parse_update
+from airflow_esml.testing.api.request_values import parse_bool, query_bool, query_int, unrecognized_params
+from airflow_esml.testing.cluster.values import bad_request, parse_time
 from airflow_esml.testing.protocol import EsError, Route, SimRequest, SimResponse
 
 if TYPE_CHECKING:
@@ -139,7 +134,7 @@ class MlApi:
         unrecognized_params(request.path, request.query, {"allow_no_match", "from", "size"})
         allow, from_, size = self._paging(request)
         with self.cluster.lock:
-            body = views.model_stats(
+            body = ml_reads.model_stats(
                 self.cluster, request.path_params.get("model_id"), allow, from_, size, _human(request)
             )
         return SimResponse(200, body)
@@ -160,7 +155,9 @@ class MlApi:
                 f"unknown [include] parameter [{item}]. Valid options are {sorted(_INCLUDES)}",
             )
         with self.cluster.lock:
-            body = views.model_configs(self.cluster, request.path_params.get("model_id"), allow, from_, size, include)
+            body = ml_reads.model_configs(
+                self.cluster, request.path_params.get("model_id"), allow, from_, size, include
+            )
         return SimResponse(200, body)
 
     @staticmethod
@@ -182,14 +179,14 @@ class MlApi:
             selector = request.path_params.get("node_id")
             if selector is not None and set(selector.split(",")) <= _NODE_METRICS:
                 selector = None
-            body = views.nodes_info(self.cluster, selector)
+            body = ml_reads.nodes_info(self.cluster, selector)
         return SimResponse(200, body)
 
     def info(self, request: SimRequest) -> SimResponse:
         unrecognized_params(request.path, request.query, set())
         with self.cluster.lock:
             self.cluster._advance()
-            body = views.ml_info(self.cluster)
+            body = ml_reads.ml_info(self.cluster)
         return SimResponse(200, body)
 
     def cluster_settings(self, request: SimRequest) -> SimResponse:

@@ -1,41 +1,40 @@
-"""Request parameters of start / update / stop, their per-version parsing (query vs body) and validation."""
+"""Request parameters of start / update / stop: where each version reads them (query vs body) and how
+it parses them, with Elasticsearch's parse errors. The parsed values are validated by
+:mod:`airflow_esml.testing.cluster.params`.
+
+Sources (elastic/elasticsearch):
+x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/rest/inference/RestStartTrainedModelDeploymentAction.java
+x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/rest/inference/RestUpdateTrainedModelDeploymentAction.java
+x-pack/plugin/core/src/main/java/org/elasticsearch/xpack/core/ml/action/StopTrainedModelDeploymentAction.java
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_esml.testing.adaptive import AdaptiveSettings, from_fields, parse_settings
-from airflow_esml.testing.es_values import (
-    bad_request,
+from airflow_esml.testing.api.request_values import (
     body_bool,
     body_int,
     body_location,
     body_parse_error,
     body_str,
-    format_time,
-    parse_bytes,
-    parse_time,
     query_bool,
     query_int,
     unrecognized_params,
 )
+from airflow_esml.testing.cluster.adaptive import from_fields
+from airflow_esml.testing.cluster.params import StartParams, UpdateParams
+from airflow_esml.testing.cluster.values import bad_request, parse_bytes, parse_time
 from airflow_esml.testing.protocol import EsError, EsVersion, SimRequest
 
 START_ACTION = "cluster:admin/xpack/ml/trained_models/deployment/start"
 UPDATE_ACTION = "cluster:admin/xpack/ml/trained_models/deployment/update"
 STOP_ACTION = "cluster:admin/xpack/ml/trained_models/deployment/stop"
-MAX_QUEUE_CAPACITY = 100_000
-DEFAULT_QUEUE_CAPACITY = 10_000
+SETTINGS_PARSER = "adaptive_allocation_settings"
+_ADAPTIVE_FIELDS = ("enabled", "min_number_of_allocations", "max_number_of_allocations")
 _START_STRINGS = ("deployment_id", "cache_size", "priority", "timeout", "wait_for")
 _START_INTS = ("number_of_allocations", "threads_per_allocation", "queue_capacity")
 _ENUM_PREFIX = "No enum constant org.elasticsearch.xpack.core.ml.inference.assignment."
-
-
-def validation_error(messages: list[str], *, type_: str = "action_request_validation_exception") -> EsError:
-    """``Validation Failed: 1: a;2: b;``."""
-    text = "".join(f"{i}: {m};" for i, m in enumerate(messages, start=1))
-    return bad_request(type_, f"Validation Failed: {text}")
 
 
 def parse_priority(value: str) -> str:
@@ -48,59 +47,6 @@ def parse_wait_for(value: str) -> str:
     if value.lower() not in ("starting", "started", "fully_allocated"):
         raise bad_request("illegal_argument_exception", f"{_ENUM_PREFIX}AllocationStatus.State.{value.upper()}")
     return value.lower()
-
-
-@dataclass
-class StartParams:
-    """Everything a start request can set (defaults as in current Elasticsearch)."""
-
-    model_id: str
-    deployment_id: str | None = None
-    number_of_allocations: int | None = None
-    threads_per_allocation: int = 1
-    queue_capacity: int = DEFAULT_QUEUE_CAPACITY
-    cache_size: str | None = None
-    priority: str = "normal"
-    timeout: float = 30.0
-    wait_for: str = "started"
-    adaptive: AdaptiveSettings | None = None
-
-    @property
-    def timeout_text(self) -> str:
-        return format_time(self.timeout)
-
-    def errors(self) -> list[str]:
-        """Validation messages in Elasticsearch's order."""
-        found: list[str] = []
-        n, threads = self.number_of_allocations, self.threads_per_allocation
-        adaptive_on = self.adaptive is not None and bool(self.adaptive.enabled)
-        if n is not None:
-            if n < 1:
-                found.append("[number_of_allocations] must be a positive integer")
-            if adaptive_on:
-                found.append("[number_of_allocations] cannot be set if adaptive allocations is enabled")
-        if threads < 1:
-            found.append("[threads_per_allocation] must be a positive integer")
-        if threads > 32 or threads < 1 or threads & (threads - 1):
-            found.append("[threads_per_allocation] must be a power of 2 less than or equal to 32")
-        if self.queue_capacity < 1:
-            found.append("[queue_capacity] must be a positive integer")
-        if self.queue_capacity > MAX_QUEUE_CAPACITY:
-            found.append(f"[queue_capacity] must be less than {MAX_QUEUE_CAPACITY}")
-        if self.timeout <= 0:
-            found.append("[timeout] must be positive")
-        if self.priority == "low":
-            if (n if n is not None else 1) != 1:
-                found.append("[number_of_allocations] must be 1 when [priority] is low")
-            if threads != 1:
-                found.append("[threads_per_allocation] must be 1 when [priority] is low")
-        if self.adaptive is not None:
-            found.extend(self.adaptive.errors())
-        return found
-
-    def validate(self) -> None:
-        if found := self.errors():
-            raise validation_error(found)
 
 
 def _adaptive_available(version: EsVersion) -> bool:
@@ -178,35 +124,6 @@ def parse_start(request: SimRequest, version: EsVersion) -> StartParams:
     return params
 
 
-@dataclass
-class UpdateParams:
-    """An update request: ``number_of_allocations`` and/or a partial ``adaptive_allocations``.
-
-    :param adaptive_set: whether ``adaptive_allocations`` was in the request at all.
-    :param adaptive_fields: its present fields, or ``None`` for JSON null (remove the settings).
-    """
-
-    number_of_allocations: int | None = None
-    adaptive_set: bool = False
-    adaptive_fields: dict[str, Any] | None = field(default_factory=dict)
-
-    def errors(self) -> list[str]:
-        found: list[str] = []
-        n = self.number_of_allocations
-        enabled = bool(self.adaptive_set and self.adaptive_fields and self.adaptive_fields.get("enabled"))
-        if n is not None and n < 1:
-            found.append("[number_of_allocations] must be a positive integer")
-        if n is not None and enabled:
-            found.append("[number_of_allocations] cannot be set if adaptive allocations is enabled")
-        if self.adaptive_set and self.adaptive_fields is not None:
-            found.extend(from_fields(self.adaptive_fields).errors())
-        return found
-
-    def validate(self) -> None:
-        if found := self.errors():
-            raise validation_error(found)
-
-
 def parse_update(request: SimRequest, version: EsVersion) -> UpdateParams:
     """Update parameters: 8.15+ query ``number_of_allocations`` ignores the body; else the body is required."""
     query_n = version.at_least("8.15")
@@ -250,3 +167,32 @@ def parse_stop(request: SimRequest) -> tuple[bool, bool]:
         if "force" in body:
             force = body_bool(body, "force", STOP_ACTION)
     return query_bool(request.query, "allow_no_match", allow), query_bool(request.query, "force", force)
+
+
+def parse_settings(body: dict[str, Any], key: str, action: str) -> dict[str, Any] | None:
+    """The fields present in ``body[key]`` (an object or JSON null -> ``None``).
+
+    :param body: the request body.
+    :param key: ``adaptive_allocations``.
+    :param action: the parser name for error messages.
+    """
+    value = body[key]
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise bad_request(
+            "x_content_parse_exception", f"{body_location(body, key)} [{action}] failed to parse field [{key}]"
+        )
+    present: dict[str, Any] = {}
+    for name, raw in value.items():
+        if name not in _ADAPTIVE_FIELDS:
+            raise bad_request(
+                "x_content_parse_exception", f"{body_location(value, name)} [{SETTINGS_PARSER}] unknown field [{name}]"
+            )
+        if raw is None:
+            present[name] = None
+        elif name == "enabled":
+            present[name] = body_bool(value, name, SETTINGS_PARSER)
+        else:
+            present[name] = body_int(value, name, SETTINGS_PARSER)
+    return present

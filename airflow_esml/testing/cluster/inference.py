@@ -60,7 +60,6 @@ class InferenceEngine:
         self._done: list[tuple[float, int, str, float]] = []
         self._seq = 0
         self.nodes: dict[str, NodeCounters] = {}
-        self.arrivals: deque[tuple[float, int]] = deque()
         self.last_request: float | None = None
 
     def set_workers(self, now: float, slots: Mapping[str, int]) -> None:
@@ -114,7 +113,6 @@ class InferenceEngine:
                 heapq.heappush(self.nodes[node_id].waiting, start)
             self._seq += 1
             heapq.heappush(self._done, (end, self._seq, node_id, service))
-        self.arrivals.append((now, docs))
         self.last_request = now
         return max((end for _, end, _ in placed), default=now)
 
@@ -136,9 +134,6 @@ class InferenceEngine:
         """When the last scheduled document completes (``None`` when idle)."""
         return max((end for end, *_ in self._done), default=None)
 
-    def next_completion(self) -> float | None:
-        return self._done[0][0] if self._done else None
-
     def demand_seconds(self, since: float, until: float) -> float:
         """Work done in ``(since, until]`` plus the work still queued or running (the scaler's load sample).
 
@@ -146,19 +141,6 @@ class InferenceEngine:
         """
         done = sum(ms for c in self.nodes.values() for end, ms in c.window if since < end <= until) / 1000.0
         return done + sum(service for end, _, _, service in self._done if end > until)
-
-    def docs_since(self, since: float, until: float) -> int:
-        """Documents that arrived in ``(since, until]`` (the scaler's load sample)."""
-        while self.arrivals and self.arrivals[0][0] < until - 3600:
-            self.arrivals.popleft()
-        return sum(n for at, n in self.arrivals if since < at <= until)
-
-    def pending(self, node_id: str, now: float) -> int:
-        counters = self.nodes.get(node_id)
-        if counters is None:
-            return 0
-        counters.trim(now)
-        return len(counters.waiting)
 
 
 def fake_result(text: Any, dims: int = EMBEDDING_DIMS) -> dict[str, Any]:

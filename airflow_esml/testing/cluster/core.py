@@ -16,10 +16,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from airflow_esml.testing.adaptive import ScalerConfig, desired_allocations
-from airflow_esml.testing.cluster_state import Deployment, MlNode, Model, Route
-from airflow_esml.testing.es_values import new_id
-from airflow_esml.testing.placement import Placer, Plan, reduce_targets
+from airflow_esml.testing.cluster.adaptive import ScalerConfig, desired_allocations
+from airflow_esml.testing.cluster.placement import Placer, Plan, reduce_targets
+from airflow_esml.testing.cluster.state import Deployment, MlNode, Model, Route
+from airflow_esml.testing.cluster.values import new_id
 from airflow_esml.testing.protocol import AuditLog, EsError, EsVersion
 
 LOAD_SAMPLES = 3

@@ -9,7 +9,7 @@ import elasticsearch
 import pytest
 
 from airflow_esml.testing import AuditLog, Simulator
-from airflow_esml.testing.faults import Fault, FaultInjector
+from airflow_esml.testing.server.faults import Fault, FaultInjector
 
 
 @pytest.mark.parametrize("status", [429, 502, 503, 504])

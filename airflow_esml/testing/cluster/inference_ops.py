@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from airflow_esml.testing.cluster_core import ClusterCore
-from airflow_esml.testing.cluster_state import Deployment
-from airflow_esml.testing.es_values import format_time
-from airflow_esml.testing.inference import QueueFullError, fake_result
+from airflow_esml.testing.cluster.core import ClusterCore
+from airflow_esml.testing.cluster.inference import QueueFullError, fake_result
+from airflow_esml.testing.cluster.state import Deployment
+from airflow_esml.testing.cluster.values import format_time
 from airflow_esml.testing.protocol import EsError
 
 QUEUE_FULL = "inference process queue is full. Unable to execute command"

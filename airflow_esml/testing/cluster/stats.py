@@ -1,14 +1,21 @@
 """Rendering of the cluster model as Elasticsearch JSON: assignments, ``deployment_stats``, trained model
-stats entries and node descriptions, with the field presence rules of §2 and §7.6."""
+stats entries and node descriptions, with Elasticsearch's field presence rules (zero counters and
+``allocation_status`` of a stopping deployment omitted; non-started nodes with four keys only).
+
+Sources (elastic/elasticsearch): ``AssignmentStats.toXContent`` in
+x-pack/plugin/core/src/main/java/org/elasticsearch/xpack/core/ml/inference/assignment/AssignmentStats.java
+and how nodes are gathered in
+x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/action/TransportGetDeploymentStatsAction.java
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from airflow_esml.testing.cluster_state import Deployment, MlNode, Model, Route
-from airflow_esml.testing.es_values import epoch_millis, format_bytes, iso_millis
-from airflow_esml.testing.inference import NodeCounters
+from airflow_esml.testing.cluster.inference import NodeCounters
+from airflow_esml.testing.cluster.state import Deployment, MlNode, Model, Route
+from airflow_esml.testing.cluster.values import epoch_millis, format_bytes, iso_millis
 from airflow_esml.testing.protocol import EsVersion
 
 ALL_ROUTES_FAILED = "All node routes are failed; see node route reason for details"

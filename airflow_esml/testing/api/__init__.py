@@ -1,0 +1,8 @@
+"""The simulator's route handlers: the Elasticsearch endpoints it serves, and its ``/_sim/`` control routes.
+
+- ``ml``: the ML trained-model endpoints, ``_nodes``, ``_ml/info`` and ``_cluster/settings``;
+  ``ml_params`` parses their requests per version, ``ml_reads`` renders the read-only ones;
+- ``documents``: the document and index APIs (an in-memory store);
+- ``info``: ``GET /`` and ``HEAD /``; ``control``: the ``/_sim/`` routes (not Elasticsearch APIs);
+- ``request_values``: query-string and JSON-body values with Elasticsearch's parse errors.
+"""

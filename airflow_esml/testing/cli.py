@@ -1,0 +1,141 @@
+"""Command line of the simulator: ``python -m airflow_esml.testing.simulator`` (or ``-m airflow_esml.testing``).
+
+Prints ``listening on URL`` as its first line, then serves until SIGINT or SIGTERM and exits 0.
+Both commands run :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from airflow_esml.testing.simulator import Simulator
+
+
+def _node(text: str) -> tuple[str, int]:
+    name, sep, processors = text.rpartition(":")
+    if not sep or not name or not processors.isdigit() or int(processors) < 1:
+        raise argparse.ArgumentTypeError(f"expected NAME:PROCESSORS (e.g. ml-node-1:4), got {text!r}")
+    return name, int(processors)
+
+
+def _deploy(text: str) -> tuple[str, int]:
+    model, sep, allocations = text.rpartition(":")
+    if not sep:
+        return text, 1
+    if not model or not allocations.isdigit() or int(allocations) < 1:
+        raise argparse.ArgumentTypeError(f"expected MODEL_ID[:ALLOCATIONS] (e.g. my-e5:2), got {text!r}")
+    return model, int(allocations)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser (every flag documented for ``--help``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_esml.testing.simulator",
+        description="Run the Elasticsearch ML cluster simulator on a loopback port until interrupted. "
+        "The first line printed is 'listening on URL'.",
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="loopback address to listen on (default: 127.0.0.1)")
+    add("--port", type=int, default=0, help="port to listen on; 0 picks a free port (default: 0)")
+    add(
+        "--ml-node",
+        action="append",
+        type=_node,
+        metavar="NAME:PROCESSORS",
+        help="add an ML node with this many allocated processors; repeatable (default: ml-node-1:4 and ml-node-2:4)",
+    )
+    add(
+        "--model",
+        action="append",
+        metavar="MODEL_ID",
+        help="create a PyTorch trained model with this id; repeatable (default: my-e5)",
+    )
+    add(
+        "--load-seconds",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="seconds a new allocation takes to load on a node (default: 0.5)",
+    )
+    add(
+        "--autoscale",
+        action="store_true",
+        help="behave like an autoscaling cluster: add ML nodes for allocations that do not fit instead "
+        "of answering 429",
+    )
+    add("--api-key", metavar="KEY", help="require this API key (Authorization: ApiKey KEY)")
+    add(
+        "--tls-dir",
+        metavar="DIR",
+        help="serve HTTPS; write a self-signed CA (ca.crt) and a server certificate into DIR",
+    )
+    add("--seed", type=int, metavar="N", help="seed for every random choice (faults, cluster)")
+    add(
+        "--es-version",
+        default="9.5.1",
+        metavar="V",
+        help="simulated Elasticsearch version, 8.13 to 9.x (default: 9.5.1); 8.x refuses compatible-with=9",
+    )
+    add(
+        "--deploy",
+        action="append",
+        type=_deploy,
+        metavar="MODEL_ID[:ALLOCATIONS]",
+        help="start a deployment of this model at boot (default 1 allocation); repeatable",
+    )
+    add(
+        "--infer-seconds-per-doc",
+        type=float,
+        default=0.005,
+        metavar="S",
+        help="simulated inference time per document (default: 0.005)",
+    )
+    add("--log-level", default="WARNING", help="Python logging level for the simulator (default: WARNING)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the simulator until SIGINT/SIGTERM.
+
+    :param argv: arguments (default: ``sys.argv[1:]``).
+    :return: the exit code.
+    """
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    simulator = Simulator(
+        ml_nodes=dict(args.ml_node) if args.ml_node else None,
+        models=args.model or ("my-e5",),
+        load_seconds=args.load_seconds,
+        es_version=args.es_version,
+        autoscale=args.autoscale,
+        api_key=args.api_key,
+        tls_dir=args.tls_dir,
+        seed=args.seed,
+        host=args.host,
+        port=args.port,
+        infer_seconds_per_doc=args.infer_seconds_per_doc,
+    )
+    done = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    with simulator:
+        for model_id, allocations in args.deploy or []:
+            simulator.start_deployment(model_id, number_of_allocations=allocations)
+        print(f"listening on {simulator.url}", flush=True)
+        while not done.wait(0.5):
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
