@@ -19,7 +19,7 @@ from airflow_esml.core.params import (
     parse_settings,
 )
 from airflow_esml.core.plan import UpdatePlan, plan_update
-from airflow_esml.core.readiness import Verdict, WaitWindow, outcome
+from airflow_esml.core.readiness import Verdict, WaitWindow
 from airflow_esml.core.settings import Settings
 from airflow_esml.core.status import DeploymentStatus
 from airflow_esml.core.steps import Step, plan_steps, stopped_message
@@ -180,8 +180,8 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
             )
         result["steps"].append({**step.to_dict(), "started_allocations": started})
         if step.last:
-            result["deployment"] = verdict.status.to_dict() if verdict.status else None
-            self._record_metrics(result)
+            final = self._with_metrics({"deployment": verdict.status.to_dict() if verdict.status else None})
+            result.update(final)  # the result travels between deferrals, so it is filled in place
 
     def resume_steps(
         self,
@@ -197,14 +197,14 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         self._finish_step(self.resume_verdict(event), plan[0], plan[-1].end, result)
         return self._run_steps(None, plan[1:], result, WaitWindow(window[0], window[1]))
 
-    def _record_metrics(self, result: dict[str, Any]) -> None:
-        """Add the deployment's performance figures (from the last status seen) to the result and the log."""
+    def _with_metrics(self, result: dict[str, Any]) -> dict[str, Any]:
+        """``result`` with the deployment's performance figures (from the last status seen), also logged."""
         status = result.get("deployment")
         if not status:
-            return
+            return result
         metrics = metrics_of(DeploymentStatus.from_dict(status))
-        result["metrics"] = metrics.to_dict()
         self.log.info("%s: after the change: %s", self.deployment_id, metrics.describe())
+        return {**result, "metrics": metrics.to_dict()}
 
     def _apply(self, plan: UpdatePlan) -> None:
         current = plan.current
@@ -217,21 +217,14 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
 
     def _wait(self, result: dict[str, Any]) -> dict[str, Any]:
         """Wait for the new allocations (or defer); the result then also has the final status and metrics."""
-        window = WaitWindow.starting_now(self.timeout)
-        verdict = self.wait_or_defer(
-            result["number_of_allocations"], window, method_name="execute_complete", kwargs={"result": result}
-        )
-        final = {**result, "deployment": outcome(verdict, AllocationsTimeoutError)}
-        self._record_metrics(final)
-        return final
+        status = self.wait_for_allocations(result["number_of_allocations"], kwargs={"result": result})
+        return self._with_metrics({**result, "deployment": status})
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, result: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after the trigger's event: the result of :meth:`execute`, with the final status."""
-        final = {**(result or {}), "deployment": outcome(self.resume_verdict(event), AllocationsTimeoutError)}
-        self._record_metrics(final)
-        return final
+        return self._with_metrics({**(result or {}), "deployment": self.resumed_status(event)})
 
 
 def gradual_steps(plan: UpdatePlan, max_step: int | None) -> list[Step]:

@@ -26,8 +26,7 @@ from airflow_esml.core.params import (
     positive_int,
     seconds,
 )
-from airflow_esml.core.readiness import WaitWindow, outcome
-from airflow_esml.exceptions import AllocationsTimeoutError, EsmlError
+from airflow_esml.exceptions import EsmlError
 from airflow_esml.leases.model import lease_id_for
 from airflow_esml.operators.base import ElasticsearchMLTaskMixin
 from airflow_esml.operators.waiting import AllocationsWaitMixin
@@ -150,7 +149,9 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
             result["original_baseline"],
         )
         if self.wait_for_completion:
-            result["deployment"] = self._guarded(context, lambda: self._wait(allocations, result))
+            result["deployment"] = self._guarded(
+                context, lambda: self.wait_for_allocations(allocations, kwargs={"result": result})
+            )
         return result
 
     def _guarded(self, context: Context, wait: Callable[[], T]) -> T:
@@ -169,17 +170,11 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
         except Exception as exc:
             self.log.warning("%s: could not release lease %s (%s); it will expire", self.deployment_id, lease_id, exc)
 
-    def _wait(self, needed: int, result: dict[str, Any]) -> dict[str, Any] | None:
-        window = WaitWindow.starting_now(self.timeout)
-        verdict = self.wait_or_defer(needed, window, method_name="execute_complete", kwargs={"result": result})
-        return outcome(verdict, AllocationsTimeoutError)
-
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, result: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after the trigger's event; a failed wait releases the lease before failing."""
-        verdict = self.resume_verdict(event)
-        deployment = self._guarded(context, lambda: outcome(verdict, AllocationsTimeoutError))
+        deployment = self._guarded(context, lambda: self.resumed_status(event))
         return {**(result or {}), "deployment": deployment}
 
 

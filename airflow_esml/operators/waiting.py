@@ -12,7 +12,8 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow_esml.core.readiness import WAIT_ERRORS, Verdict, WaitWindow, judge, verdict_from_event
+from airflow_esml.core.readiness import WAIT_ERRORS, Verdict, WaitWindow, judge, outcome, verdict_from_event
+from airflow_esml.exceptions import AllocationsTimeoutError
 from airflow_esml.operators.base import ElasticsearchMLTaskMixin
 
 if TYPE_CHECKING:
@@ -85,7 +86,10 @@ class AllocationsWaitMixin(ElasticsearchMLTaskMixin):
     deployment_id: str
     deferrable: bool
     poll_interval: float
+    timeout: float
     log: Any
+    #: what a wait that ran out of time raises
+    timeout_error: type[Exception] = AllocationsTimeoutError
 
     if TYPE_CHECKING:  # provided by BaseOperator
 
@@ -139,3 +143,17 @@ class AllocationsWaitMixin(ElasticsearchMLTaskMixin):
         verdict = verdict_from_event(event)
         self.log.info("%s", verdict.message)
         return verdict
+
+    def wait_for_allocations(self, needed: int | None, *, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """Wait up to ``timeout`` here, or defer and resume in ``execute_complete`` with ``kwargs``.
+
+        Returns the final status dict; raises for a failed deployment or a timeout.
+        """
+        verdict = self.wait_or_defer(
+            needed, WaitWindow.starting_now(self.timeout), method_name="execute_complete", kwargs=kwargs
+        )
+        return outcome(verdict, self.timeout_error)
+
+    def resumed_status(self, event: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The final status dict of a deferred wait, from the trigger's event; raises as the wait would."""
+        return outcome(self.resume_verdict(event), self.timeout_error)

@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_esml.core.metrics import judge_performance
 from airflow_esml.core.params import DEFAULT_CONN_ID, DEFAULT_POLL_INTERVAL, optional_positive_int, parse_bound
-from airflow_esml.core.readiness import WaitWindow, outcome
+from airflow_esml.core.readiness import WaitWindow
 from airflow_esml.exceptions import DeploymentFailedError
 from airflow_esml.operators.waiting import AllocationsWaitMixin, check_now
 
@@ -46,6 +46,7 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("deployment_id", "min_allocations", "elasticsearch_conn_id")
+    timeout_error = AirflowSensorTimeout
     ui_color = "#d6f0fa"
 
     def __init__(
@@ -122,7 +123,7 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
         self, context: Context, event: dict[str, Any] | None = None, window: list[float] | None = None
     ) -> dict[str, Any] | None:
         """Resume after the trigger's event (soft_fail is applied by the base class)."""
-        value = outcome(self.resume_verdict(event), AirflowSensorTimeout)
+        value = self.resumed_status(event)
         if self._max_pending is None:
             return value
         return self.resume_performance(context, window=window)

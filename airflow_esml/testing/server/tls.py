@@ -9,10 +9,15 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "the simulator (airflow_esml.testing) needs the 'testing' extra: pip install 'airflow-esml[testing]'"
+    ) from exc
 
 
 @dataclass(frozen=True)
