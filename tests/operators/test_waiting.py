@@ -17,6 +17,8 @@ from airflow.providers.common.compat.sdk import BaseOperator, TaskDeferred
 from airflow_esml.core.readiness import Verdict, WaitWindow
 from airflow_esml.core.status import DeploymentStatus, NodeRoute
 from airflow_esml.exceptions import (
+    AllocationsTimeoutError,
+    DeploymentFailedError,
     DeploymentNotFoundError,
     ElasticsearchRequestError,
     EsmlError,
@@ -252,3 +254,38 @@ def test_resume_verdict_of_a_malformed_event_is_a_failure(event: dict[str, Any] 
     verdict = Task(hook=FakeHook([status()]), deferrable=True).resume_verdict(event)
     assert verdict.outcome == "failed"
     assert "unexpected event" in verdict.message
+
+
+def test_wait_for_allocations_returns_the_final_status_or_raises() -> None:
+    task = Task(hook=FakeHook([status(started=0), status(started=3)]), deferrable=False)
+    task.timeout = 5.0
+    assert task.wait_for_allocations(None, kwargs={})["started_allocations"] == 3
+    stuck = Task(hook=FakeHook([status(started=0)]), deferrable=False)
+    stuck.timeout = 0.1
+    with pytest.raises(AllocationsTimeoutError, match="timed out after"):
+        stuck.wait_for_allocations(None, kwargs={})
+    failed = Task(hook=FakeHook([status(started=0, state="failed")]), deferrable=False)
+    failed.timeout = 5.0
+    with pytest.raises(DeploymentFailedError, match="deployment is failed"):
+        failed.wait_for_allocations(None, kwargs={})
+
+
+def test_wait_for_allocations_defers_to_execute_complete_with_the_kwargs() -> None:
+    task = Task(hook=FakeHook([status(started=1)]), deferrable=True)
+    task.timeout = 60.0
+    with pytest.raises(TaskDeferred) as deferred:
+        task.wait_for_allocations(3, kwargs={"result": {"a": 1}})
+    assert deferred.value.method_name == "execute_complete" and deferred.value.kwargs == {"result": {"a": 1}}
+
+
+def test_resumed_status_raises_the_task_s_own_timeout_error() -> None:
+    class SensorLike(Task):
+        timeout_error = RuntimeError
+
+    seen = status(started=3)
+    task = SensorLike(hook=FakeHook([seen]), deferrable=True)
+    assert task.resumed_status(Verdict("success", "ok", seen).to_event()) == seen.to_dict()
+    with pytest.raises(RuntimeError, match="late"):
+        task.resumed_status(Verdict("timeout", "late", seen).to_event())
+    with pytest.raises(DeploymentFailedError, match="gone"):
+        task.resumed_status(Verdict("failed", "gone").to_event())
