@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 _WINDOW_FIELDS = ("start", "end", "timezone", "lead_minutes", "weekdays")
 
 
+def utc_now() -> datetime:
+    """The wall clock (a module function, so tests can move it)."""
+    return datetime.now(timezone.utc)
+
+
 def _templated(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
@@ -88,7 +93,7 @@ class _ReservationOperator(_LeaseOperator):
     def run_time(self, context: Context) -> datetime:
         """The instant the run is about: its logical date, else (a manual run without one) when it was due."""
         when = context.get("logical_date") or getattr(context.get("dag_run"), "run_after", None)
-        return when or datetime.now(timezone.utc)
+        return when or utc_now()
 
     def lease_owner(self, context: Context) -> dict[str, Any]:
         ti = context.get("ti")
@@ -179,7 +184,7 @@ class ReserveDeploymentOperator(AllocationsWaitMixin, _ReservationOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         allocations = positive_int("number_of_allocations", self.number_of_allocations)
-        hold = plan_reserve(self.window_spec(), self.run_time(context), datetime.now(timezone.utc), self.grace_delta)
+        hold = plan_reserve(self.window_spec(), self.run_time(context), utc_now(), self.grace_delta)
         if isinstance(hold, str):
             raise AirflowSkipException(f"{self.deployment_id}: nothing to reserve: {hold}")
         result = self.take(reservation_id(self.dag_id, self.name, hold.window), allocations, hold, context)
@@ -231,7 +236,7 @@ class EndReservationOperator(_ReservationOperator):
             raise AirflowSkipException(f"{self.deployment_id}: no window ended in the week before {at.isoformat()}")
         taken = None
         if off_hours:  # first, so that the target never dips below the off-hours floor
-            hold = plan_off_hours(spec, at, datetime.now(timezone.utc), self.grace_delta)
+            hold = plan_off_hours(spec, at, utc_now(), self.grace_delta)
             taken = self.take(off_hours_id(self.dag_id, self.name, hold.window), off_hours, hold, context)
         result = self.drop(reservation_id(self.dag_id, self.name, window))
         result["window"] = window.to_dict()
