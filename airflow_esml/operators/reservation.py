@@ -126,8 +126,18 @@ class _ReservationOperator(_LeaseOperator):
         return result
 
     def drop(self, lease_id: str) -> dict[str, Any]:
+        """Release ``lease_id`` if it is held (a reservation already gone is not an error)."""
         result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
-        self.log.info("%s: reservation %s released; target %s", self.deployment_id, lease_id, result["target"])
+        if result["target"] is None:
+            self.log.info("%s: no lease document; reservation %s is not held", self.deployment_id, lease_id)
+        else:
+            self.log.info(
+                "%s: reservation %s is not held any more; %d lease(s) left, %s allocations",
+                self.deployment_id,
+                lease_id,
+                len(result["leases"]),
+                result["number_of_allocations"],
+            )
         return result
 
 
