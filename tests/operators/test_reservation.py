@@ -155,3 +155,16 @@ def test_template_fields():
     window = {"deployment_id", "start", "end", "timezone", "lead_minutes", "weekdays", "reservation_name"}
     assert window | {"number_of_allocations"} <= set(ReserveDeploymentOperator.template_fields)
     assert window | {"off_hours_allocations"} <= set(EndReservationOperator.template_fields)
+
+
+def test_off_hours_at_zero_through_an_adaptive_baseline(sim, clock):
+    night = {"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 1}
+    sim.cluster.update_deployment("my-e5", adaptive_allocations=night)  # once, as docs/reservations.md says
+    clock(MONDAY_RESERVE)
+    taken = reserve().execute(context(MONDAY_RESERVE))
+    assert taken["original_baseline"]["adaptive_allocations"] == night
+    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"]["enabled"] is False  # a fixed 3 by day
+    assert sim.cluster.target("my-e5") == 3
+    clock(MONDAY_END)
+    end().execute(context(MONDAY_END))
+    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"] == night  # may scale to 0 at night
