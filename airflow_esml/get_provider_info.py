@@ -32,6 +32,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_esml.operators.deployment",
                     "airflow_esml.operators.inference",
                     "airflow_esml.operators.lease",
+                    "airflow_esml.operators.reservation",
                 ],
             }
         ],

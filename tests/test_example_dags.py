@@ -39,12 +39,26 @@ def test_batch_inference_restores_even_when_inference_fails(airflow_db, sim):
     assert max(value for _, value in sim.audit.target_history("my-e5")) == 3
 
 
-@pytest.mark.parametrize(("hour", "expected"), [(9, 8), (18, 1)])
-def test_business_hours_sets_the_count_for_the_time_of_day(airflow_db, sim, hour, expected):
-    sim.cluster.update_deployment("my-e5", number_of_allocations=2)
-    sim.cluster.wait_for("my-e5")
-    logical = datetime(2026, 3, 2, hour - 1, 0, tzinfo=timezone.utc)  # Amsterdam is UTC+1 in March
-    run = load("esml_business_hours").test(logical_date=logical)
-    assert run.state == "success"
-    assert sim.cluster.target("my-e5") == expected
-    assert sim.cluster.deployment_stats("my-e5")["allocation_status"]["allocation_count"] >= expected
+def test_business_hours_schedule_follows_the_hour_params():
+    dag = load("esml_business_hours")
+    crons = [t.expression for t in dag.timetable.timetables]
+    assert crons == ["30 7 * * 1,2,3,4,5", "0 18 * * 1,2,3,4,5"]
+    assert dag.params["start_hour"] == 8 and dag.params["lead_minutes"] == 30
+
+
+def test_business_hours_reserves_in_the_morning_and_ends_in_the_evening(airflow_db, sim):
+    from airflow_esml.core.params import parse_window_spec
+
+    window = parse_window_spec(8, 18, "Europe/Amsterdam", 30, "1-5").next_window(datetime.now(timezone.utc))
+    dag = load("esml_business_hours")
+    morning = dag.test(logical_date=window.reserve_at, run_conf={"business_allocations": 4})
+    assert morning.state == "success"
+    assert sim.cluster.target("my-e5") == 4
+    assert sim.cluster.deployment_stats("my-e5")["allocation_status"]["allocation_count"] >= 4
+    evening = dag.test(logical_date=window.end, run_conf={"business_allocations": 4})
+    assert evening.state == "success"
+    assert {ti.task_id: ti.state for ti in evening.get_task_instances()} == {
+        "reserve": "skipped",
+        "end_reservation": "success",
+    }
+    assert [value for _, value in sim.audit.target_history("my-e5")][-2:] == [4, 1]

@@ -20,6 +20,7 @@ DAG_FACING = (
     "airflow_esml.sensors.deployment",
     "airflow_esml.operators.inference",
     "airflow_esml.operators.lease",
+    "airflow_esml.operators.reservation",
     "airflow_esml.lifecycle",
 )
 #: the provider's modules that may be (and are only) imported inside functions, and what makes them heavy

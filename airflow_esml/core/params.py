@@ -11,11 +11,13 @@ from __future__ import annotations
 import ast
 import json
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airflow_esml.core.settings import Settings
 from airflow_esml.core.status import AdaptiveAllocations
+from airflow_esml.core.window import ALL_WEEKDAYS, WindowSpec
 from airflow_esml.exceptions import InvalidParameterError
 
 #: the Airflow connection used when a task names none
@@ -192,3 +194,80 @@ def parse_settings(number_of_allocations: Any, adaptive_allocations: Any) -> Set
     if number_given:
         return Settings(number_of_allocations=positive_int("number_of_allocations", number_of_allocations))
     return Settings(adaptive_allocations=parse_adaptive(adaptive_allocations))
+
+
+# -- reservations (time windows) ---------------------------------------------------------------------------
+
+#: how long a reservation outlives its window's end when the run that releases it never comes
+DEFAULT_RESERVATION_GRACE = timedelta(minutes=15)
+#: the longest lead: a reservation is taken less than a day before its window opens
+MAX_LEAD_MINUTES = 24 * 60 - 1
+
+
+def parse_clock(name: str, value: Any) -> time:
+    """A local time of day: an hour (``8``, ``"8"``) or ``"HH:MM"`` (``"08:30"``); templates render strings."""
+    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    hour, _, minute = text.partition(":")
+    if hour.isdigit() and (minute.isdigit() or not minute) and len(minute) in (0, 2):
+        h, m = int(hour), int(minute or 0)
+        if h < 24 and m < 60:
+            return time(h, m)
+    raise InvalidParameterError(f"{name} must be an hour from 0 to 23 or a time 'HH:MM', got {value!r}")
+
+
+def parse_timezone(value: Any) -> str:
+    """``timezone``: an IANA timezone name such as ``Europe/Amsterdam``, or ``UTC``."""
+    if isinstance(value, str) and value.strip():
+        try:
+            ZoneInfo(value.strip())
+            return value.strip()
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    raise InvalidParameterError(f"timezone must be an IANA timezone name such as 'Europe/Amsterdam', got {value!r}")
+
+
+_DAY_NAMES = {name: number for number, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), 1)}
+
+
+def parse_weekdays(value: Any) -> frozenset[int]:
+    """``weekdays`` as ISO weekdays (1 = Monday): the cron day-of-week field (``"*"``, ``"1-5"``, ``"mon-fri"``,
+    ``"1,3,5"``; 0 and 7 are Sunday) or a list of such numbers."""
+
+    def day(token: str) -> int:
+        token = token.strip().lower()
+        if token in _DAY_NAMES:
+            return _DAY_NAMES[token]
+        if token.isdigit() and int(token) <= 7:
+            return int(token) or 7
+        raise InvalidParameterError(f"weekdays: {token!r} is not a weekday (0-7 or mon-sun), in {value!r}")
+
+    if isinstance(value, (list, tuple, set, frozenset)):
+        text = ",".join(str(v) for v in value)
+    elif isinstance(value, (str, int)) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        raise InvalidParameterError(f"weekdays must be a cron day-of-week field such as '1-5', got {value!r}")
+    if text.strip() == "*":
+        return ALL_WEEKDAYS
+    days: set[int] = set()
+    for part in text.split(","):
+        low, dash, high = part.partition("-")
+        first, last = day(low), day(high) if dash else day(low)
+        if first > last:
+            raise InvalidParameterError(f"weekdays: the range {part.strip()!r} runs backwards, in {value!r}")
+        days.update(range(first, last + 1))
+    return frozenset(days)
+
+
+def parse_window_spec(start: Any, end: Any, timezone: Any, lead_minutes: Any = 0, weekdays: Any = "*") -> WindowSpec:
+    """A daily window from (possibly rendered) task parameters; see :class:`~airflow_esml.core.window.WindowSpec`.
+
+    ``end`` earlier than ``start`` is an overnight window; ``end`` equal to ``start`` is refused.
+    """
+    opens, closes = parse_clock("start", start), parse_clock("end", end)
+    if opens == closes:
+        raise InvalidParameterError(f"start and end must differ, got {start!r} and {end!r}")
+    lead = positive_int("lead_minutes", lead_minutes, minimum=0)
+    if lead > MAX_LEAD_MINUTES:
+        raise InvalidParameterError(f"lead_minutes must be less than a day ({MAX_LEAD_MINUTES + 1}), got {lead}")
+    return WindowSpec(opens, closes, parse_timezone(timezone), timedelta(minutes=lead), parse_weekdays(weekdays))
