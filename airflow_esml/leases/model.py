@@ -293,6 +293,20 @@ def goal_settings(baseline: Settings, leases: Iterable[Lease]) -> Settings:
     return Settings(max(baseline.number_of_allocations or 0, *requests))
 
 
+def held_by_leases(live: int, baseline: Settings, goal: Settings) -> dict[str, Any]:
+    """The ``leases`` entry of a plain update's XCom result: what the update set, and what the leases hold.
+
+    ``deferred_until_leases_end``: the request is below what the leases hold; it becomes the deployment's
+    setting when the last lease ends.
+    """
+    return {
+        "live": live,
+        "baseline": baseline.to_dict(),
+        "target": goal.to_dict(),
+        "deferred_until_leases_end": goal != baseline,
+    }
+
+
 @dataclass(frozen=True)
 class Drift:
     """A deployment whose settings were changed by someone else while leases were held.
