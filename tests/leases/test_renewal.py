@@ -50,7 +50,7 @@ def test_the_trace_of_a_reaped_lease_outlives_the_lease_document(sim):
     assert store.reconcile("my-e5").restored
     assert lease_doc(sim) is None
     assert store.deployment_ids() == []  # the tombstone document is not a deployment
-    with pytest.raises(LeaseLostError, match="reaped at .* by reaper.*target was then 1 allocations"):
+    with pytest.raises(LeaseLostError, match=r"reaped at .* by reaper.*target was then 1 allocations"):
         store.release("my-e5", "dead/run/scaled")
     # a lease that left no trace: a retried release after a success, or another run's name
     assert store.release("my-e5", "never/run/scaled").goal is None

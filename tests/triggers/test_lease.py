@@ -15,8 +15,15 @@ INTERVAL = 0.3
 
 
 def keeper(lease_id: str = "batch/run/scaled", **kwargs) -> LeaseKeeperTrigger:
-    values = {"deployment_id": "my-e5", "lease_id": lease_id, "elasticsearch_conn_id": "elasticsearch_default",
-              "leases_index": "esml-leases", "lease_ttl": TTL, "renew_interval": INTERVAL, "lock_ttl": 10.0}  # fmt: skip
+    values = {
+        "deployment_id": "my-e5",
+        "lease_id": lease_id,
+        "elasticsearch_conn_id": "elasticsearch_default",
+        "leases_index": "esml-leases",
+        "lease_ttl": TTL,
+        "renew_interval": INTERVAL,
+        "lock_ttl": 10.0,
+    }
     return LeaseKeeperTrigger(**{**values, **kwargs})
 
 
