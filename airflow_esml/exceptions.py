@@ -55,4 +55,17 @@ class LeaseLockTimeoutError(EsmlError):
 
 
 class LockLostError(EsmlError):
-    """The lock expired and another operation took it; the operation starts again."""
+    """Another operation changed the lease document while this one held its lock (after the lock expired); the
+    operation starts again."""
+
+
+class LeaseLostError(AirflowFailException, EsmlError):
+    """A run's lease was reaped (it expired without renewal) while the run still needed it.
+
+    The message says when, by which operation, and what the deployment's target was then. Raised by the
+    lease's keeper and by its release; a retry would find the same record, so the task fails.
+    """
+
+
+class ConflictingTombstonesError(EsmlError):
+    """The reap records of a deployment kept changing while an operation wrote them (a retry may work)."""

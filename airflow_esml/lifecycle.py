@@ -7,9 +7,10 @@ Usage::
 
 The block becomes a task group: ``acquire`` (setup: take this run's lease, scale to
 ``max(baseline, every live lease)``), ``wait_for_allocations`` (setup: wait until the allocations are
-started), your tasks, and ``release`` (teardown: drop the lease; restore the baseline when no other run
-holds a lease). The teardown runs even when your tasks fail, and nothing is passed through XCom: the lease
-id comes from the DAG id, the run id and the group id. See ``docs/leases.md``.
+started), ``keep_lease`` (beside your tasks: renews the lease until it is released), your tasks, and
+``release`` (teardown: drop the lease; restore the baseline when no other run holds a lease). The
+teardown runs even when your tasks fail, and nothing is passed through XCom: the lease id comes from the
+DAG id, the run id and the group id. See ``docs/leases.md``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ from airflow_esml.core.params import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
 )
-from airflow_esml.operators.lease import AcquireDeploymentLeaseOperator, ReleaseDeploymentLeaseOperator
+from airflow_esml.operators.lease import (
+    AcquireDeploymentLeaseOperator,
+    KeepDeploymentLeaseOperator,
+    ReleaseDeploymentLeaseOperator,
+)
 from airflow_esml.sensors.deployment import AllocationsStartedSensor
 
 
@@ -43,6 +48,7 @@ class ScaledDeployment:
     group: TaskGroup
     acquire: AcquireDeploymentLeaseOperator
     wait: AllocationsStartedSensor | None
+    keep: KeepDeploymentLeaseOperator | None = None
     release: ReleaseDeploymentLeaseOperator | None = None
 
     @property
@@ -62,6 +68,7 @@ def scaled_deployment(
     group_id: str = "scaled_deployment",
     elasticsearch_conn_id: str = DEFAULT_CONN_ID,
     lease_ttl: float | timedelta = DEFAULT_LEASE_TTL,
+    renew_interval: float | timedelta | None = None,
     leases_index: str = DEFAULT_LEASES_INDEX,
     on_drift: str = "respect",
     wait: bool = True,
@@ -77,14 +84,17 @@ def scaled_deployment(
     :param number_of_allocations: the allocations the block's tasks need. (templated)
     :param group_id: the task group's id; also the lease name, so two blocks in one DAG hold two leases.
     :param elasticsearch_conn_id: the Airflow connection to the cluster.
-    :param lease_ttl: how long the lease outlives a run that died without its teardown; longer than the work.
+    :param lease_ttl: how long the lease outlives a run that died (the ``keep_lease`` task renews it while the
+        run's work goes on, however long that is).
+    :param renew_interval: seconds between two renewals by ``keep_lease`` (also how long it takes to end after
+        the release); default a third of ``lease_ttl``, between 1 and 60 s.
     :param leases_index: the Elasticsearch index of the lease documents.
     :param on_drift: ``"respect"`` (default) keeps a hand-made change as the new baseline, ``"restore"``
         overwrites it; both log a WARNING.
     :param wait: add the ``wait_for_allocations`` setup.
     :param wait_timeout: seconds to wait for the allocations.
     :param poll_interval: seconds between two looks at the deployment while waiting.
-    :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
+    :param deferrable: wait, and keep the lease, in the triggerer; defaults to ``[operators] default_deferrable``.
     :param release_retries: retries of the release teardown (a release that fails for good leaves the
         deployment scaled up until the lease expires and the next lease operation or the reaper restores it).
     :param release_retry_delay: the delay between two tries of the release.
@@ -115,8 +125,16 @@ def scaled_deployment(
                 poke_interval=poll_interval,
                 timeout=wait_timeout,
             )
-        handle = ScaledDeployment(group, acquire, sensor)
-        ours = {task.task_id for task in handle.setups}
+        keep = KeepDeploymentLeaseOperator(
+            task_id="keep_lease",
+            lease_name=lease_name,
+            lease_ttl=lease_ttl,
+            renew_interval=renew_interval,
+            deferrable=deferrable,
+            **common,
+        )
+        handle = ScaledDeployment(group, acquire, sensor, keep)
+        ours = {task.task_id for task in (*handle.setups, keep)}
         yield handle
         user_tasks = [task for task in group if task.task_id not in ours]
         release = ReleaseDeploymentLeaseOperator(
@@ -135,6 +153,9 @@ def _wire(handle: ScaledDeployment, user_tasks: list[Any], release: ReleaseDeplo
     acquire = handle.acquire.as_setup()
     if handle.wait is not None:
         acquire >> handle.wait.as_setup()
+    # keep_lease runs beside the work, and is a leaf: upstream of the release it would wait for the release
+    # that ends it. As a leaf it counts for the run's state: it fails the run only when the lease was lost.
+    acquire >> handle.keep
     ids = {task.task_id for task in user_tasks}
     roots = [task for task in user_tasks if task.upstream_task_ids.isdisjoint(ids)]
     leaves = [task for task in user_tasks if task.downstream_task_ids.isdisjoint(ids)]

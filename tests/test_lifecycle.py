@@ -49,6 +49,12 @@ def test_the_block_wires_setups_work_and_teardown():
     assert release.upstream_task_ids == {acquire.task_id, wait.task_id, second.task_id, side.task_id}
     assert acquire.lease_name == release.lease_name == "scaled_deployment"
     assert wait.min_allocations == 4
+    # keep_lease runs beside the work, downstream of acquire only, and is a leaf: upstream of the release it
+    # would deadlock (the release waits for it, it waits for the release)
+    keep = dag.get_task("scaled_deployment.keep_lease")
+    assert scaled.keep is keep and keep.upstream_task_ids == {acquire.task_id}
+    assert keep.downstream_task_ids == set() and not keep.is_setup and not keep.is_teardown
+    assert keep.lease_name == "scaled_deployment" and keep.mode == "reschedule"
 
 
 def test_an_empty_block_and_two_blocks_in_one_dag():
@@ -59,7 +65,7 @@ def test_an_empty_block_and_two_blocks_in_one_dag():
             work = Work(task_id="work")
     assert dag.get_task("small.release").upstream_task_ids == {"small.acquire", "small.wait_for_allocations"}
     assert big.wait is None
-    assert dag.get_task("big.acquire").downstream_task_ids == {work.task_id, "big.release"}
+    assert dag.get_task("big.acquire").downstream_task_ids == {work.task_id, "big.release", "big.keep_lease"}
     assert dag.get_task("small.acquire").lease_name != dag.get_task("big.acquire").lease_name
 
 

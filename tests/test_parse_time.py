@@ -30,6 +30,7 @@ LAZY = {
     "airflow_esml.hooks.retry": "elasticsearch",
     "airflow_esml.leases.store": "elasticsearch",
     "airflow_esml.triggers.deployment": "airflow.triggers.base",
+    "airflow_esml.triggers.lease": "airflow.triggers.base",
 }
 
 

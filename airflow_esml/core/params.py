@@ -26,6 +26,13 @@ DEFAULT_CONN_ID = "elasticsearch_default"
 DEFAULT_LEASES_INDEX = "esml-leases"
 #: how long a lease outlives a run that died without releasing it
 DEFAULT_LEASE_TTL = timedelta(hours=4)
+#: the longest time in seconds between two renewals of a live lease by its keeper (so also the longest time a
+#: released lease's keeper takes to notice and end)
+MAX_RENEW_INTERVAL = 60.0
+#: the shortest default time in seconds between two renewals (a shorter one may be given explicitly)
+MIN_RENEW_INTERVAL = 1.0
+#: the keeper of a lease gives up after this long (a batch longer than a year is not expected)
+KEEPER_TIMEOUT = timedelta(days=365)
 #: seconds a lease document's lock lasts if its holder dies
 DEFAULT_LOCK_TTL = 120.0
 #: seconds between two looks at a deployment while a task or sensor waits
@@ -78,6 +85,24 @@ def seconds(name: str, value: float | timedelta) -> float:
     if isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0:
         raise InvalidParameterError(f"{name} must be a positive number of seconds or a timedelta, got {value!r}")
     return float(number)
+
+
+def parse_renew_interval(lease_ttl: float, value: float | timedelta | None) -> float:
+    """Seconds between two renewals of a lease of ``lease_ttl`` seconds.
+
+    Default: a third of ``lease_ttl``, within [:data:`MIN_RENEW_INTERVAL`, :data:`MAX_RENEW_INTERVAL`] and
+    never more than half of it. A given value must be positive and at most half of ``lease_ttl``, so that one
+    failed renewal does not lose the lease.
+    """
+    if value is None:
+        return min(max(lease_ttl / 3, MIN_RENEW_INTERVAL), MAX_RENEW_INTERVAL, lease_ttl / 2)
+    interval = seconds("renew_interval", value)
+    if interval > lease_ttl / 2:
+        raise InvalidParameterError(
+            f"renew_interval must be at most half of lease_ttl ({lease_ttl:g}s), got {interval:g}s: one late renewal "
+            "would lose the lease"
+        )
+    return interval
 
 
 def parse_bound(name: str, value: Any) -> float | None:

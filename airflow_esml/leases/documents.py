@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import elasticsearch
 
-from airflow_esml.leases.model import LeaseDoc
+from airflow_esml.exceptions import ConflictingTombstonesError
+from airflow_esml.leases.model import LeaseDoc, Reaped, keep_reaped
 
 if TYPE_CHECKING:
     from airflow_esml.hooks.ml import ElasticsearchMLHook
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 _MISSING: Any = object()
 #: the reaper lists at most this many lease documents (one per deployment) per run
 MAX_LISTED = 1000
+#: the id suffix of the document that keeps a deployment's reap records once its lease document is deleted
+TOMBSTONES = "#reaped"
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,46 @@ class LeaseDocuments:
         )
         return response is not None and response is not _MISSING
 
+    def tombstones(self, deployment_id: str) -> tuple[Reaped, ...]:
+        """The reap records kept after the deployment's lease document was deleted (``<deployment_id>#reaped``)."""
+        stored = self._tombstones(deployment_id)
+        return stored[0] if stored else ()
+
+    def _tombstones(self, deployment_id: str) -> tuple[tuple[Reaped, ...], Version] | None:
+        response = self._call(
+            f"read of the reap records of {deployment_id!r}", self.hook.client.get, id=deployment_id + TOMBSTONES
+        )
+        if response is _MISSING or response is None:
+            return None
+        records = tuple(Reaped.from_dict(x) for x in response.body["_source"].get("reaped") or ())
+        return records, Version.of(response.body)
+
+    def keep_tombstones(self, deployment_id: str, records: tuple[Reaped, ...], now: float) -> None:
+        """Add ``records`` to the deployment's tombstone document (bounded in number and age), before its lease
+        document is deleted, so that a reaped run's release still finds them."""
+        for _ in range(5):  # written under the lease lock: a conflict is rare (a holder whose lock expired)
+            stored = self._tombstones(deployment_id)
+            known = stored[0] if stored else ()
+            merged = keep_reaped({(r.lease_id, r.at): r for r in (*known, *records)}.values(), now)
+            source = {"deployment_id": deployment_id, "reaped": [r.to_dict() for r in merged]}
+            key = deployment_id + TOMBSTONES
+            what = f"write of the reap records of {deployment_id!r}"
+            if stored is None:
+                response = self._call(what, self.hook.client.index, id=key, document=source, op_type="create")
+            else:
+                version = stored[1]
+                response = self._call(
+                    what,
+                    self.hook.client.index,
+                    id=key,
+                    document=source,
+                    if_seq_no=version.seq_no,
+                    if_primary_term=version.primary_term,
+                )
+            if response is not None and response is not _MISSING:
+                return
+        raise ConflictingTombstonesError(f"{deployment_id}: the reap records kept changing while they were written")
+
     def deployment_ids(self) -> list[str]:
         """The ids of the deployments that have a lease document (none when the index does not exist)."""
         response = self._call(
@@ -119,4 +162,4 @@ class LeaseDocuments:
         )
         if response is None or response is _MISSING:
             return []
-        return sorted(hit["_id"] for hit in response.body["hits"]["hits"])
+        return sorted(hit["_id"] for hit in response.body["hits"]["hits"] if not hit["_id"].endswith(TOMBSTONES))

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, Literal
 
 from airflow_esml.core.params import DriftPolicy
 from airflow_esml.core.settings import Settings
@@ -19,6 +20,10 @@ from airflow_esml.core.status import DeploymentStatus
 
 #: how many drift records a lease document keeps
 DRIFT_HISTORY = 10
+#: how many reap records a lease document (and its tombstone document) keeps
+REAPED_HISTORY = 20
+#: seconds a reap record is kept: long enough for the reaped run's release to find it
+REAPED_MAX_AGE = 7 * 24 * 3600.0
 
 
 def lease_id_for(dag_id: str, run_id: str, name: str) -> str:
@@ -46,6 +51,18 @@ class Lease:
         left = self.expires_at - now
         when = f"expires in {left:.0f}s" if left > 0 else f"expired {-left:.0f}s ago"
         return f"lease {self.lease_id} ({self.allocations} allocations, {when})"
+
+    def reap_message(self, deployment_id: str, now: float) -> str:
+        """The WARNING of its reap: what is known (when it expired, who held it), not a guess at why."""
+        return (
+            f"{deployment_id}: reaping lease {self.lease_id} ({self.allocations} allocations): it expired at "
+            f"{when(self.expires_at)} without renewal ({now - self.expires_at:.0f}s ago); its owner "
+            f"{dict(self.owner) or 'unknown'} stopped renewing it (its keep_lease task is no longer running)"
+        )
+
+    def renewed(self, expires_at: float) -> Lease:
+        """This lease, lasting until ``expires_at`` (never shortened)."""
+        return replace(self, expires_at=max(self.expires_at, expires_at))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +100,77 @@ class Lock:
         return cls(str(data["token"]), str(data.get("holder", "")), float(data["expires_at"]))
 
 
+def when(at: float) -> str:
+    """An epoch time as ISO 8601 UTC, to the second, for messages."""
+    return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """The trace of a lease that was reaped (removed after it expired without renewal).
+
+    Kept so that the reaped run's keeper and release learn what happened instead of ending green.
+
+    :param at: when it was reaped; ``by``: the operation that reaped it (a lease id, or ``reaper``).
+    :param target: the deployment's target after the reap (None until the reaping operation decided it).
+    """
+
+    lease_id: str
+    allocations: int
+    expired_at: float
+    at: float
+    by: str
+    owner: Mapping[str, Any] = field(default_factory=dict)
+    target: Settings | None = None
+
+    @classmethod
+    def of(cls, lease: Lease, at: float, by: str) -> Reaped:
+        return cls(lease.lease_id, lease.allocations, lease.expires_at, at, by, dict(lease.owner))
+
+    def message(self, deployment_id: str) -> str:
+        target = self.target.describe() if self.target else "not recorded (the reaping operation did not finish)"
+        return (
+            f"{deployment_id}: lease {self.lease_id} was reaped at {when(self.at)} by {self.by}: it had expired at "
+            f"{when(self.expired_at)} without renewal; the deployment's target was then {target}. Its "
+            f"{self.allocations} allocations were not guaranteed from then on"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lease_id": self.lease_id,
+            "allocations": self.allocations,
+            "expired_at": self.expired_at,
+            "at": self.at,
+            "by": self.by,
+            "owner": dict(self.owner),
+            "target": self.target.to_dict() if self.target else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Reaped:
+        return cls(
+            str(data["lease_id"]),
+            int(data["allocations"]),
+            float(data["expired_at"]),
+            float(data["at"]),
+            str(data.get("by", "")),
+            dict(data.get("owner") or {}),
+            _settings_or_none(data.get("target")),
+        )
+
+
+def keep_reaped(records: Iterable[Reaped], now: float) -> tuple[Reaped, ...]:
+    """The reap records still worth keeping: at most :data:`REAPED_HISTORY`, none older than :data:`REAPED_MAX_AGE`."""
+    recent = sorted((r for r in records if now - r.at < REAPED_MAX_AGE), key=lambda r: r.at)
+    return tuple(recent[-REAPED_HISTORY:])
+
+
+def find_reaped(records: Iterable[Reaped], lease_id: str) -> Reaped | None:
+    """The latest reap record of ``lease_id``, if any."""
+    found = [r for r in records if r.lease_id == lease_id]
+    return max(found, key=lambda r: r.at) if found else None
+
+
 @dataclass(frozen=True)
 class LeaseDoc:
     """The lease document of one deployment (its ``_id`` is the deployment id).
@@ -94,6 +182,7 @@ class LeaseDoc:
     :param lock: the current lock, if any.
     :param drift: the latest drift records, newest last.
     :param write_id: a fresh id for every write, to recognise one's own write after a lost response.
+    :param reaped_leases: traces of the leases reaped lately (see :class:`Reaped`), oldest first.
     """
 
     deployment_id: str
@@ -105,6 +194,7 @@ class LeaseDoc:
     lock: Lock | None = None
     drift: tuple[Mapping[str, Any], ...] = ()
     write_id: str = ""
+    reaped_leases: tuple[Reaped, ...] = ()
 
     @classmethod
     def new(cls, deployment_id: str, baseline: Settings) -> LeaseDoc:
@@ -119,7 +209,27 @@ class LeaseDoc:
         if old is not None:
             lease = replace(lease, acquired_at=old.acquired_at)
         others = tuple(x for x in self.leases if x.lease_id != lease.lease_id)
-        return replace(self, leases=(*others, lease))
+        traces = tuple(r for r in self.reaped_leases if r.lease_id != lease.lease_id)  # taken again: not lost
+        return replace(self, leases=(*others, lease), reaped_leases=traces)
+
+    def with_renewed(self, lease_id: str, expires_at: float) -> LeaseDoc:
+        """Extend the lease ``lease_id`` (which must be there) to ``expires_at``; nothing else changes."""
+        leases = tuple(x.renewed(expires_at) if x.lease_id == lease_id else x for x in self.leases)
+        return replace(self, leases=leases)
+
+    def with_baseline(self, baseline: Settings) -> LeaseDoc:
+        """An explicit new baseline (a plain update): what the last release leaves, replacing the recorded one."""
+        return replace(self, baseline=baseline, original_baseline=baseline)
+
+    def with_reaped(self, gone: Iterable[Lease], now: float, by: str) -> LeaseDoc:
+        """Record the reap of ``gone`` (target still unknown), dropping records too old or too many."""
+        records = (*self.reaped_leases, *(Reaped.of(lease, now, by) for lease in gone))
+        return replace(self, reaped_leases=keep_reaped(records, now))
+
+    def with_reap_target(self, target: Settings) -> LeaseDoc:
+        """Fill in the target of the reap records that have none yet (those of the operation deciding ``target``)."""
+        records = tuple(r if r.target is not None else replace(r, target=target) for r in self.reaped_leases)
+        return replace(self, reaped_leases=records)
 
     def without_lease(self, lease_id: str) -> LeaseDoc:
         return replace(self, leases=tuple(x for x in self.leases if x.lease_id != lease_id))
@@ -150,6 +260,7 @@ class LeaseDoc:
             "lock": self.lock.to_dict() if self.lock else None,
             "drift": [dict(d) for d in self.drift],
             "write_id": self.write_id,
+            "reaped": [r.to_dict() for r in self.reaped_leases],
         }
 
     @classmethod
@@ -166,6 +277,7 @@ class LeaseDoc:
             lock=Lock.from_dict(source["lock"]) if source.get("lock") else None,
             drift=tuple(source.get("drift") or ()),
             write_id=str(source.get("write_id", "")),
+            reaped_leases=tuple(Reaped.from_dict(x) for x in source.get("reaped") or ()),
         )
 
 
@@ -179,6 +291,20 @@ def goal_settings(baseline: Settings, leases: Iterable[Lease]) -> Settings:
     if not requests:
         return baseline
     return Settings(max(baseline.number_of_allocations or 0, *requests))
+
+
+def held_by_leases(live: int, baseline: Settings, goal: Settings) -> dict[str, Any]:
+    """The ``leases`` entry of a plain update's XCom result: what the update set, and what the leases hold.
+
+    ``deferred_until_leases_end``: the request is below what the leases hold; it becomes the deployment's
+    setting when the last lease ends.
+    """
+    return {
+        "live": live,
+        "baseline": baseline.to_dict(),
+        "target": goal.to_dict(),
+        "deferred_until_leases_end": goal != baseline,
+    }
 
 
 @dataclass(frozen=True)
@@ -254,3 +380,31 @@ def decide(doc: LeaseDoc, status: DeploymentStatus, policy: DriftPolicy, now: fl
     history = doc.drift if drift is None else (*doc.drift, drift.to_dict())[-DRIFT_HISTORY:]
     new_doc = replace(doc, baseline=baseline, drift=history, applied=goal, pending=None)
     return Decision(goal, goal.update_body(status), new_doc, drift)
+
+
+RenewalState = Literal["renewed", "released", "lost"]
+
+
+@dataclass(frozen=True)
+class Renewal:
+    """What one renewal of a lease found.
+
+    ``renewed``: the lease lasts until ``expires_at``; ``released``: it is gone without a trace (its release
+    ran); ``lost``: it was reaped, and ``message`` says when, by whom and what the target was then.
+    """
+
+    state: RenewalState
+    message: str
+    expires_at: float | None = None
+
+    def to_event(self) -> dict[str, Any]:
+        status = {"renewed": "running", "released": "success", "lost": "failed"}[self.state]
+        return {"status": status, "state": self.state, "message": self.message, "expires_at": self.expires_at}
+
+
+def missing_lease(deployment_id: str, lease_id: str, records: Iterable[Reaped]) -> Renewal:
+    """What a lease not in its document means: ``lost`` when a reap record names it, else ``released``."""
+    record = find_reaped(records, lease_id)
+    if record is not None:
+        return Renewal("lost", record.message(deployment_id))
+    return Renewal("released", f"{deployment_id}: lease {lease_id} is released")

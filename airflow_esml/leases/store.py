@@ -9,8 +9,11 @@ Every operation runs the same steps on the deployment's lease document:
 3. if they change: record them as ``pending`` (conditional write), then call ``_update``;
 4. record them as ``applied`` and free the lock, or delete the document when no lease is left.
 
-The lock makes the changes of one deployment happen one at a time, so a release can never lower the target
-under a lease that an acquire has just added. A lock whose holder died expires after ``lock_ttl``.
+The lock (:mod:`airflow_esml.leases.lock`) makes the changes of one deployment happen one at a time, so a
+release can never lower the target under a lease that an acquire has just added. A lock whose holder died
+expires after ``lock_ttl``. Besides: :meth:`LeaseStore.renew` extends a live lease (the keeper's call),
+:meth:`LeaseStore.set_baseline` records a plain update as the baseline, and a reaped lease leaves a trace
+that makes its run's release fail (:class:`~airflow_esml.exceptions.LeaseLostError`).
 """
 
 from __future__ import annotations
@@ -20,22 +23,21 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_esml.core.params import DEFAULT_LEASES_INDEX, DEFAULT_LOCK_TTL, DriftPolicy, check_drift_policy
 from airflow_esml.core.settings import Settings
-from airflow_esml.exceptions import LeaseLockTimeoutError, LockLostError
-from airflow_esml.leases.documents import LeaseDocuments, Stored
-from airflow_esml.leases.model import Decision, Lease, LeaseDoc, Lock, decide
+from airflow_esml.exceptions import LeaseLockTimeoutError, LeaseLostError, LockLostError
+from airflow_esml.leases.documents import LeaseDocuments
+from airflow_esml.leases.lock import Change, DocumentLock, Held
+from airflow_esml.leases.model import Decision, Lease, LeaseDoc, Reaped, Renewal, decide, missing_lease
 
 if TYPE_CHECKING:
     from airflow_esml.core.status import DeploymentStatus
     from airflow_esml.hooks.ml import ElasticsearchMLHook
 
 log = logging.getLogger(__name__)
-
-Change = Callable[[LeaseDoc], LeaseDoc]
 
 
 @dataclass(frozen=True)
@@ -79,14 +81,7 @@ class LeaseOutcome:
         }
 
 
-@dataclass
-class _Held:
-    stored: Stored
-    token: str
-    reaped: tuple[Lease, ...] = field(default_factory=tuple)
-
-
-class LeaseStore:
+class LeaseStore(DocumentLock):
     """Deployment leases in one Elasticsearch index.
 
     :param hook: the hook whose client, retry policy and deployment calls are used.
@@ -156,10 +151,69 @@ class LeaseStore:
         return replace(outcome, lease_id=lease_id, lease=mine)
 
     def release(self, deployment_id: str, lease_id: str, *, on_drift: str = "respect") -> LeaseOutcome:
-        """Drop a lease (if still there), then set the deployment from the leases left, or restore the baseline."""
+        """Drop a lease (if still there), then set the deployment from the leases left, or restore the baseline.
+
+        A lease that is not there is fine when it left no trace (a retry of a release that succeeded). When it
+        was reaped, the operation still puts the deployment in line with the leases left, then raises.
+
+        :raises LeaseLostError: the lease was reaped: it expired without renewal while the run went on.
+        """
         policy = check_drift_policy(on_drift)
-        outcome = self._run(deployment_id, lambda doc: doc.without_lease(lease_id), policy, holder=lease_id)
+        seen: list[LeaseDoc] = []
+
+        def drop(doc: LeaseDoc) -> LeaseDoc:
+            seen.append(doc)
+            return doc.without_lease(lease_id)
+
+        outcome = self._run(deployment_id, drop, policy, holder=lease_id)
+        if not seen or seen[-1].lease(lease_id) is None:
+            found = missing_lease(deployment_id, lease_id, self._traces(deployment_id, seen[-1] if seen else None))
+            if found.state == "lost":
+                raise LeaseLostError(found.message)
         return replace(outcome, lease_id=lease_id)
+
+    def renew(self, deployment_id: str, lease_id: str, ttl: float) -> Renewal:
+        """Extend a live lease to ``now + ttl`` with one conditional write that does not touch the deployment.
+
+        Waits (up to ``lock_wait``) while another operation holds the lock, so that it never disturbs one. A
+        lease past its expiry but not yet reaped is renewed: nothing was taken from it.
+        """
+        deadline = self.clock() + self.lock_wait
+        pause = 0.02
+        while True:
+            stored = self.docs.get(deployment_id)
+            now = self.clock()
+            if stored is None or stored.doc.lease(lease_id) is None:
+                return missing_lease(
+                    deployment_id, lease_id, self._traces(deployment_id, stored.doc if stored else None)
+                )
+            if not stored.doc.lock_held(now):
+                doc = replace(stored.doc.with_renewed(lease_id, now + ttl), write_id=uuid.uuid4().hex)
+                landed = self.docs.replace(doc, stored.version) is not None
+                if landed or self._holds_write(deployment_id, doc.write_id):
+                    return Renewal("renewed", f"{deployment_id}: lease {lease_id} renewed", now + ttl)
+            elif now > deadline:
+                raise LeaseLockTimeoutError(f"{deployment_id}: the lease document stayed locked {self.lock_wait:.0f}s")
+            time.sleep(random.uniform(0, pause))
+            pause = min(pause * 2, 1.0)
+
+    def set_baseline(self, deployment_id: str, baseline: Settings) -> LeaseOutcome | None:
+        """Make ``baseline`` what the deployment has when no lease is live (an explicit update, not drift).
+
+        Under the lock: the deployment gets ``max(baseline, every live lease)`` at once, and ``baseline`` when
+        the last lease ends. None, with nothing done, when the deployment has no lease document.
+        """
+        outcome = self._run(deployment_id, lambda doc: doc.with_baseline(baseline), "restore", holder="update")
+        return None if outcome.goal is None else outcome
+
+    def _traces(self, deployment_id: str, doc: LeaseDoc | None) -> tuple[Reaped, ...]:
+        """The reap records of the deployment: those in its lease document, and those kept after its deletion."""
+        return (*(doc.reaped_leases if doc else ()), *self.docs.tombstones(deployment_id))
+
+    def _holds_write(self, deployment_id: str, write_id: str) -> bool:
+        """After a conflict: did our write land anyway (its answer was lost)?"""
+        current = self.docs.get(deployment_id)
+        return current is not None and current.doc.write_id == write_id
 
     def reconcile(self, deployment_id: str, *, on_drift: str = "respect") -> LeaseOutcome:
         """Reap expired leases and set the deployment from the live ones (restoring it when none is left)."""
@@ -195,64 +249,7 @@ class LeaseStore:
                 log.warning("%s: %s (attempt %d of %d)", deployment_id, exc, attempt, self.attempts)
         raise LockLostError(f"{deployment_id}: lost the lease lock {self.attempts} times in a row")
 
-    def _lock(self, deployment_id: str, change: Change, *, create: bool, holder: str) -> _Held | None:
-        """Take the document's lock, making ``change`` and reaping expired leases in the same write."""
-        token = uuid.uuid4().hex
-        deadline = self.clock() + self.lock_wait
-        pause = 0.02
-        while True:
-            stored = self.docs.get(deployment_id)
-            now = self.clock()
-            if stored is None:
-                if not create:
-                    return None
-                held = self._create(deployment_id, change, token, holder)
-                if held is not None:
-                    return held
-            elif stored.doc.lock is not None and stored.doc.lock.token == token:
-                return _Held(stored, token)  # our write landed but its answer was lost
-            elif stored.doc.lock_held(now):
-                if now > deadline:
-                    lock = stored.doc.lock
-                    assert lock is not None
-                    raise LeaseLockTimeoutError(
-                        f"{deployment_id}: the lease document stayed locked by {lock.holder} for {self.lock_wait:.0f}s"
-                    )
-            else:
-                held = self._take(stored, change, token, holder, now)
-                if held is not None:
-                    return held
-            time.sleep(random.uniform(0, pause))
-            pause = min(pause * 2, 1.0)
-
-    def _create(self, deployment_id: str, change: Change, token: str, holder: str) -> _Held | None:
-        status = self.hook.get_deployment(deployment_id)
-        baseline = Settings.of(status)
-        log.info("%s: first lease; recording the baseline %s", deployment_id, baseline.describe())
-        doc = replace(change(LeaseDoc.new(deployment_id, baseline)), lock=self._new_lock(token, holder))
-        version = self.docs.create(doc)
-        return None if version is None else _Held(Stored(doc, version), token)
-
-    def _take(self, stored: Stored, change: Change, token: str, holder: str, now: float) -> _Held | None:
-        doc = stored.doc
-        if doc.lock is not None:
-            log.warning("%s: taking over the expired lease lock of %s", doc.deployment_id, doc.lock.holder)
-        doc, reaped = change(doc).reaped(now)
-        for lease in reaped:
-            log.warning(
-                "%s: reaping %s held by %s: its run ended without releasing it",
-                doc.deployment_id,
-                lease.describe(now),
-                dict(lease.owner) or "an unknown owner",
-            )
-        doc = replace(doc, lock=self._new_lock(token, holder))
-        version = self.docs.replace(doc, stored.version)
-        return None if version is None else _Held(Stored(doc, version), token, reaped)
-
-    def _new_lock(self, token: str, holder: str) -> Lock:
-        return Lock(token, holder, self.clock() + self.lock_ttl)
-
-    def _settle(self, held: _Held, policy: DriftPolicy) -> LeaseOutcome:
+    def _settle(self, held: Held, policy: DriftPolicy) -> LeaseOutcome:
         """With the lock held: decide, apply, then record and unlock (or delete the document)."""
         doc = held.stored.doc
         try:
@@ -260,6 +257,7 @@ class LeaseStore:
             decision = decide(doc, status, policy, self.clock())
             if decision.body is not None and status.state == "starting":
                 decision = decide(doc, self._started(status), policy, self.clock())
+            decision = replace(decision, doc=decision.doc.with_reap_target(decision.goal))
             self._report(decision)
             if decision.body is not None:
                 holder = doc.lock.holder if doc.lock else ""
@@ -318,38 +316,16 @@ class LeaseStore:
                 doc.original_baseline.describe(),
             )
 
-    def _finish(self, held: _Held, decision: Decision) -> bool:
+    def _finish(self, held: Held, decision: Decision) -> bool:
         """Record the applied settings and unlock; delete the document when no lease is left."""
         final = replace(decision.doc, lock=None)
         if final.leases:
             self._write(held, final)
             return False
+        if final.reaped_leases:  # the traces of reaped leases outlive the document, for their runs' releases
+            self.docs.keep_tombstones(final.deployment_id, final.reaped_leases, self.clock())
         deleted = self.docs.delete(final.deployment_id, held.stored.version)
         if not deleted and self.docs.get(final.deployment_id) is not None:
             raise LockLostError("the lease document changed while it was locked")
         log.info("%s: no lease left; the deployment has %s", final.deployment_id, decision.goal.describe())
         return True
-
-    def _write(self, held: _Held, doc: LeaseDoc) -> None:
-        """A conditional write under the lock; a conflict that is not our own lost write means the lock is lost."""
-        doc = replace(doc, write_id=uuid.uuid4().hex)
-        version = self.docs.replace(doc, held.stored.version)
-        if version is None:
-            current = self.docs.get(doc.deployment_id)
-            if current is None or current.doc.write_id != doc.write_id:
-                raise LockLostError("the lease lock expired and another operation took it")
-            version = current.version
-        held.stored = Stored(doc, version)
-
-    def _check_lock(self, held: _Held) -> None:
-        lock = held.stored.doc.lock
-        if lock is None or self.clock() >= lock.expires_at:
-            raise LockLostError("the lease lock expired before the deployment could be updated")
-
-    def _unlock_quietly(self, held: _Held) -> None:
-        try:
-            self._write(held, replace(held.stored.doc, lock=None))
-        except Exception as exc:
-            log.warning(
-                "%s: could not free the lease lock (%s); it expires by itself", held.stored.doc.deployment_id, exc
-            )

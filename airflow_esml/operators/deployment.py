@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
@@ -11,6 +13,7 @@ from airflow_esml.core import capacity
 from airflow_esml.core.metrics import metrics_of
 from airflow_esml.core.params import (
     DEFAULT_CONN_ID,
+    DEFAULT_LEASES_INDEX,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
     check_adaptive_policy,
@@ -24,11 +27,14 @@ from airflow_esml.core.settings import Settings
 from airflow_esml.core.status import DeploymentStatus
 from airflow_esml.core.steps import Step, plan_steps, stopped_message
 from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, EsmlError
+from airflow_esml.leases.model import goal_settings, held_by_leases
 from airflow_esml.links import TrainedModelsLink
 from airflow_esml.operators.waiting import AllocationsWaitMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_esml.leases.store import LeaseStore
 
 
 class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
@@ -64,6 +70,11 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         ``"off"`` or None sends the request unchecked. Autoscaling clusters are never refused.
     :param autoscaling: whether the cluster autoscales ML nodes; None (default) reads
         ``xpack.ml.max_lazy_ml_nodes`` and ``xpack.ml.max_ml_node_size`` from the cluster settings.
+    :param honour_leases: when runs hold leases on the deployment (``scaled_deployment``), never cut capacity
+        under them: the request becomes the deployment's baseline, which it gets when the last lease ends; a
+        request above the leases applies at once. The XCom result then has a ``leases`` entry. ``max_step``
+        does not apply to such an update (the lease store makes it in one call, under the leases' lock).
+    :param leases_index: the Elasticsearch index of the lease documents.
     """
 
     template_fields: Sequence[str] = (
@@ -91,9 +102,13 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         max_step: int | str | None = None,
         capacity_policy: str | None = "fail",
         autoscaling: bool | None = None,
+        honour_leases: bool = True,
+        leases_index: str = DEFAULT_LEASES_INDEX,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.honour_leases = honour_leases
+        self.leases_index = leases_index
         self.max_step = max_step
         self.capacity_policy = capacity_policy
         self.autoscaling = autoscaling
@@ -113,6 +128,9 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         desired = parse_settings(self.number_of_allocations, self.adaptive_allocations)
         max_step, policy = parse_max_step(self.max_step), parse_capacity_policy(self.capacity_policy)
         TrainedModelsLink.persist(context, self.hook.kibana_url, self.deployment_id)
+        held = self._through_leases(desired, policy) if self.honour_leases else None
+        if held is not None:
+            return self._wait(held) if self.wait_for_completion else held
         plan, result = self._plan(desired, policy)
         steps = gradual_steps(plan, max_step)
         if len(steps) > 1:
@@ -135,6 +153,44 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         if decision.capped:
             result["capacity"] = decision.to_dict()
         return plan, result
+
+    # -- deployments held by leases -------------------------------------------------------------------
+
+    @cached_property
+    def lease_store(self) -> LeaseStore:
+        from airflow_esml.leases.store import LeaseStore  # loads the elasticsearch client
+
+        return LeaseStore(self.hook, index=self.leases_index)
+
+    def _through_leases(self, desired: Settings, policy: str) -> dict[str, Any] | None:
+        """With a lease document: ``desired`` becomes the baseline, the deployment gets ``max(desired, leases)``.
+
+        None, with nothing done, when no lease document exists (the update is then made directly).
+        """
+        doc = self.lease_store.read(self.deployment_id)
+        if doc is None:
+            return None
+        live = doc.reaped(time.time())[0].leases
+        plan, result = self._plan(goal_settings(desired, live), policy)  # a scale-up above the leases is checked
+        baseline = desired if not result.get("capacity") else plan.new_settings
+        outcome = self.lease_store.set_baseline(self.deployment_id, baseline)
+        if outcome is None or outcome.goal is None:
+            return None  # the last lease ended meanwhile
+        result["leases"] = held_by_leases(len(outcome.leases), baseline, outcome.goal)
+        result["number_of_allocations"] = outcome.goal.number_of_allocations
+        result["updated"] = outcome.changed
+        if result["leases"]["deferred_until_leases_end"]:
+            self.log.info(
+                "%s: %d live lease(s) hold %s; %s becomes the baseline, set when the last lease ends",
+                self.deployment_id,
+                len(outcome.leases),
+                outcome.goal.describe(),
+                baseline.describe(),
+            )
+        else:
+            self.log.info("%s: set to %s (above its %d live lease(s))", self.deployment_id, baseline.describe(),
+                          len(outcome.leases))  # fmt: skip
+        return result
 
     # -- gradual scaling (max_step) -------------------------------------------------------------------
 

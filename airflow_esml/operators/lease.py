@@ -13,7 +13,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.providers.common.compat.sdk import BaseOperator, conf
+from airflow.providers.common.compat.sdk import BaseOperator, BaseSensorOperator, conf
 
 from airflow_esml.core.params import (
     DEFAULT_CONN_ID,
@@ -22,11 +22,13 @@ from airflow_esml.core.params import (
     DEFAULT_LOCK_TTL,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
+    KEEPER_TIMEOUT,
     check_drift_policy,
+    parse_renew_interval,
     positive_int,
     seconds,
 )
-from airflow_esml.exceptions import EsmlError
+from airflow_esml.exceptions import EsmlError, LeaseLostError
 from airflow_esml.leases.model import lease_id_for
 from airflow_esml.operators.base import ElasticsearchMLTaskMixin
 from airflow_esml.operators.waiting import AllocationsWaitMixin
@@ -178,11 +180,111 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
         return {**(result or {}), "deployment": deployment}
 
 
+class KeepDeploymentLeaseOperator(_RunLeaseOperator, BaseSensorOperator):
+    """Keep this run's lease alive while the run's work goes on: renew it until it is released.
+
+    In :func:`~airflow_esml.lifecycle.scaled_deployment` this is the ``keep_lease`` task, downstream of
+    ``acquire`` and beside the work (not upstream of ``release``). Each renewal extends the lease to now +
+    ``lease_ttl`` without touching the deployment. The task succeeds within one ``renew_interval`` of the
+    release, and fails with :class:`~airflow_esml.exceptions.LeaseLostError` if it finds the lease reaped
+    (it expired without renewal, so the deployment may have been scaled down under the work). When the run
+    dies, renewals stop and the lease expires ``lease_ttl`` later, to be reaped.
+
+    Deferrable: renews from the triggerer (:class:`~airflow_esml.triggers.lease.LeaseKeeperTrigger`), holding
+    no worker slot. Otherwise a sensor in ``reschedule`` mode: each poke renews, then frees its slot until the
+    next one. Under ``dag.test()``, which runs tasks one after another and a trigger inline until it ends,
+    a keeper could only block the run: it renews once and ends.
+
+    :param deployment_id: the deployment. (templated)
+    :param lease_name: the lease name given to the acquire task; default the deployment id. (templated)
+    :param lease_ttl: the lease's time to live, as given to the acquire task (seconds or timedelta).
+    :param renew_interval: seconds between two renewals; default a third of ``lease_ttl``, between 1 and 60 s.
+        At most half of ``lease_ttl``.
+    :param deferrable: renew from the triggerer; defaults to ``[operators] default_deferrable``.
+    """
+
+    template_fields: Sequence[str] = ("deployment_id", "lease_name", "leases_index", "elasticsearch_conn_id")
+    ui_color = "#e0f0f8"
+
+    def __init__(
+        self,
+        *,
+        lease_ttl: float | timedelta = DEFAULT_LEASE_TTL,
+        renew_interval: float | timedelta | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        ttl = seconds("lease_ttl", lease_ttl)
+        interval = parse_renew_interval(ttl, renew_interval)
+        kwargs.setdefault("timeout", KEEPER_TIMEOUT)
+        super().__init__(poke_interval=interval, mode="reschedule", **kwargs)
+        self.lease_ttl = ttl
+        self.renew_interval = interval
+        self.deferrable = deferrable
+
+    def execute(self, context: Context) -> Any:
+        if _triggers_run_inline():
+            self.log.info("%s: dag.test() runs tasks one at a time: renewing the lease once", self.deployment_id)
+            self.poke(context)
+            return None
+        if self.deferrable and not self.poke(context):
+            from airflow_esml.triggers.lease import LeaseKeeperTrigger  # loads Airflow's trigger machinery
+
+            trigger = LeaseKeeperTrigger(
+                deployment_id=self.deployment_id,
+                lease_id=self.lease_id(context),
+                elasticsearch_conn_id=self.elasticsearch_conn_id,
+                leases_index=self.leases_index,
+                lease_ttl=self.lease_ttl,
+                renew_interval=self.renew_interval,
+                lock_ttl=self.lock_ttl,
+            )
+            self.defer(trigger=trigger, method_name="execute_complete")
+        return None if self.deferrable else super().execute(context)
+
+    def poke(self, context: Context) -> bool:
+        """Renew the lease once: False while it is live, True once it is released.
+
+        :raises LeaseLostError: it was reaped. Other errors are logged: the next poke renews.
+        """
+        lease_id = self.lease_id(context)
+        try:
+            renewal = self.store.renew(self.deployment_id, lease_id, self.lease_ttl)
+        except EsmlError as exc:
+            self.log.warning("%s: renewing lease %s failed (%s); trying again", self.deployment_id, lease_id, exc)
+            return False
+        if renewal.state == "lost":
+            raise LeaseLostError(renewal.message)
+        self.log.info("%s", renewal.message)
+        return renewal.state == "released"
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
+        """Resume after the trigger's event: done when the lease was released, failed when it was reaped."""
+        event = event or {}
+        if event.get("state") == "lost":
+            raise LeaseLostError(str(event.get("message")))
+        if event.get("status") != "success":
+            raise EsmlError(f"{self.deployment_id}: the lease keeper ended unexpectedly: {event}")
+        self.log.info("%s", event.get("message"))
+
+
+def _triggers_run_inline() -> bool:
+    """True under ``dag.test()``, whose in-process supervisor runs each task, and each trigger, to its end."""
+    try:
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
+    except ImportError:
+        return False
+    return isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), InProcessSupervisorComms)
+
+
 class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
     """Release this run's lease: the deployment gets ``max(baseline, the leases left)``, or its baseline back.
 
     Meant as a teardown (``as_teardown(setups=acquire)``), so it runs even when the work failed. Releasing a
-    lease that is already gone (a retry, or reaped) is not an error. The XCom result says what was set and
+    lease that left no trace (a retry of a release that succeeded) is not an error; releasing one that was
+    reaped while the run went on fails with :class:`~airflow_esml.exceptions.LeaseLostError`, saying when it
+    was reaped and what the deployment's target was then. The XCom result says what was set and
     whether the baseline was restored (``restored``) or a drift was found (``drift``).
 
     :param deployment_id: the deployment. (templated)
@@ -198,7 +300,11 @@ class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
         lease_id = self.lease_id(context)
         result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
         if result["target"] is None:
-            self.log.info("%s: no lease document; lease %s was already released", self.deployment_id, lease_id)
+            self.log.info(
+                "%s: lease %s left no trace: it was already released (a retry); nothing to do",
+                self.deployment_id,
+                lease_id,
+            )
         elif result["restored"]:
             self.log.info("%s: last lease released; the deployment has %s", self.deployment_id, result["target"])
         else:

@@ -165,3 +165,50 @@ def test_template_fields():
     assert set(AcquireDeploymentLeaseOperator.template_fields) >= {"deployment_id", "number_of_allocations"}
     assert "lease_name" in ReleaseDeploymentLeaseOperator.template_fields
     assert "deployment_ids" in ReapDeploymentLeasesOperator.template_fields
+
+
+def keeper(**kwargs):
+    from airflow_esml.operators.lease import KeepDeploymentLeaseOperator
+
+    return KeepDeploymentLeaseOperator(task_id="keep_lease", deployment_id="my-e5", **kwargs)
+
+
+def test_the_keeper_renews_until_the_release_and_fails_on_a_lost_lease(sim):
+    from airflow_esml.exceptions import LeaseLostError
+
+    acquire(number_of_allocations=3, lease_ttl=2).execute(context())
+    keep = keeper(lease_ttl=2, renew_interval=0.3)
+    assert keep.poke_interval == 0.3 and keep.mode == "reschedule"
+    before = lease_doc(sim)["leases"][0]["expires_at"]
+    assert keep.poke(context()) is False
+    assert lease_doc(sim)["leases"][0]["expires_at"] > before
+    release().execute(context())
+    assert keep.poke(context()) is True
+    keep.execute_complete(context(), {"status": "success", "state": "released", "message": "released"})
+    acquire(number_of_allocations=3, lease_ttl=0.3).execute(context("dead"))
+    time.sleep(0.4)
+    make_store().reconcile("my-e5")
+    with pytest.raises(LeaseLostError, match="was reaped at"):
+        keeper(lease_ttl=0.3).poke(context("dead"))
+    with pytest.raises(LeaseLostError, match="reaped at"):
+        release().execute(context("dead"))
+    with pytest.raises(LeaseLostError, match="gone"):
+        keep.execute_complete(context(), {"status": "failed", "state": "lost", "message": "gone"})
+
+
+def test_the_keeper_defers_to_the_lease_trigger(sim):
+    acquire(number_of_allocations=2).execute(context())
+    with pytest.raises(TaskDeferred) as deferred:
+        keeper(deferrable=True, lease_ttl=30).execute(context())
+    trigger = deferred.value.trigger
+    assert type(trigger).__name__ == "LeaseKeeperTrigger"
+    assert trigger.lease_id.endswith("/manual__1/my-e5") and trigger.renew_interval == 10.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [({"lease_ttl": 2, "renew_interval": 1.5}, "renew_interval must be at most half of lease_ttl")],
+)
+def test_bad_keeper_settings_fail_when_the_dag_is_parsed(kwargs, fragment):
+    with pytest.raises(InvalidParameterError, match=fragment):
+        keeper(**kwargs)
