@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -16,10 +17,14 @@ if TYPE_CHECKING:
 
 #: seconds before a renewal that failed (cluster unreachable, lock held long) is tried again, at most
 RETRY_PAUSE = 5.0
+#: seconds between two reads of the lease document between renewals, to notice a release early
+CHECK_EVERY = 5.0
 
 
 class LeaseKeeperTrigger(BaseTrigger):
     """Renews a lease every ``renew_interval`` seconds until it is released (or found reaped).
+
+    Between renewals it reads the lease document every few seconds, so it ends soon after the release.
 
     Each renewal extends the lease to now + ``lease_ttl`` with one conditional write that does not touch the
     deployment (:meth:`~airflow_esml.leases.store.LeaseStore.renew`, run in a thread). Yields exactly one
@@ -101,4 +106,20 @@ class LeaseKeeperTrigger(BaseTrigger):
             if renewal.state != "renewed":
                 return renewal
             self.log.debug("%s: lease %s renewed until %s", self.deployment_id, self.lease_id, renewal.expires_at)
-            await asyncio.sleep(self.renew_interval)
+            await self._until_next_renewal(store)
+
+    async def _until_next_renewal(self, store: LeaseStore) -> None:
+        """Sleep ``renew_interval``, looking every :data:`CHECK_EVERY` seconds whether the lease is still there.
+
+        A read is cheap and never conflicts with other writers; it lets the keeper end within seconds of the
+        run's release instead of within a whole renew interval, which would hold the DAG run open.
+        """
+        deadline = time.monotonic() + self.renew_interval
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(CHECK_EVERY, left))
+            try:
+                doc = await asyncio.to_thread(store.read, self.deployment_id)
+            except Exception:  # the renewal at the deadline tells what happened
+                continue
+            if doc is None or doc.lease(self.lease_id) is None:
+                return  # gone: the next renewal says whether it was released or reaped

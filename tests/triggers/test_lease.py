@@ -141,3 +141,17 @@ def test_a_released_lease_ends_its_keeper_within_one_interval(sim):
     kept.join(timeout=5)
     assert kept.event is not None and kept.event["state"] == "released"
     assert time.time() - released <= INTERVAL + 0.5
+
+
+def test_a_release_ends_the_keeper_long_before_its_next_renewal(sim, monkeypatch):
+    monkeypatch.setattr("airflow_esml.triggers.lease.CHECK_EVERY", 0.1)
+    store = make_store()
+    store.acquire("my-e5", "batch/run/scaled", 2, ttl=120.0)
+    kept = KeeperThread(keeper(lease_ttl=120.0, renew_interval=60.0))  # the default interval of a long lease
+    kept.start()
+    time.sleep(0.5)
+    store.release("my-e5", "batch/run/scaled")
+    released = time.time()
+    kept.join(timeout=10)
+    assert kept.event is not None and kept.event["state"] == "released"
+    assert time.time() - released <= 2.0  # the reads between renewals saw it go, not the renewal a minute later
