@@ -24,7 +24,7 @@ from airflow_esml.exceptions import DeploymentNotFoundError, ElasticsearchReques
 
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 #: the shortest request timeout an attempt gets, even when its call's deadline has passed (a last look)
-MIN_ATTEMPT_TIMEOUT = 1.0
+MIN_ATTEMPT_TIMEOUT = 0.5
 #: how many characters of Elasticsearch's reason an error message quotes
 REASON_LENGTH = 300
 
