@@ -102,7 +102,7 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
         self._window = WaitWindow.starting_now(self.timeout)
         try:
             first = self.poke(context)
-        except DeploymentFailedError as exc:  # as the base class does in poke mode
+        except (DeploymentFailedError, AirflowSensorTimeout) as exc:  # as the base class does in poke mode
             if self.soft_fail:
                 raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
             raise

@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_esml.exceptions import InvalidParameterError
 from airflow_esml.sensors.deployment import AllocationsStartedSensor
@@ -20,8 +20,9 @@ def sensor(**kwargs) -> AllocationsStartedSensor:
     return AllocationsStartedSensor(task_id="wait", **kwargs)
 
 
-def test_a_hung_cluster_fails_a_poke_mode_sensor_at_its_timeout(hung_cluster):
-    waiting = sensor(elasticsearch_conn_id="hung", timeout=2, poke_interval=0.5)
+@pytest.mark.parametrize("deferrable", [False, True])  # deferrable: the first look, before deferring
+def test_a_hung_cluster_fails_the_sensor_at_its_timeout(hung_cluster, deferrable):
+    waiting = sensor(elasticsearch_conn_id="hung", timeout=2, poke_interval=0.5, deferrable=deferrable)
     started = time.monotonic()
     with pytest.raises(AirflowSensorTimeout) as excinfo:
         waiting.execute({})
@@ -31,6 +32,13 @@ def test_a_hung_cluster_fails_a_poke_mode_sensor_at_its_timeout(hung_cluster):
     assert (
         "stats of deployment 'my-e5': the cluster did not answer within" in message and "ConnectionTimeout" in message
     )
+
+
+@pytest.mark.parametrize("deferrable", [False, True])
+def test_soft_fail_skips_a_sensor_whose_cluster_does_not_answer(hung_cluster, deferrable):
+    waiting = sensor(elasticsearch_conn_id="hung", timeout=1, poke_interval=0.5, deferrable=deferrable, soft_fail=True)
+    with pytest.raises(AirflowSkipException):
+        waiting.execute({})
 
 
 @pytest.mark.parametrize(
