@@ -29,6 +29,8 @@ from airflow_esml.core.params import (
     DEFAULT_LEASES_INDEX,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
+    non_negative_int,
+    seconds,
 )
 from airflow_esml.operators.lease import (
     AcquireDeploymentLeaseOperator,
@@ -92,13 +94,16 @@ def scaled_deployment(
     :param on_drift: ``"respect"`` (default) keeps a hand-made change as the new baseline, ``"restore"``
         overwrites it; both log a WARNING.
     :param wait: add the ``wait_for_allocations`` setup.
-    :param wait_timeout: seconds to wait for the allocations.
-    :param poll_interval: seconds between two looks at the deployment while waiting.
+    :param wait_timeout: seconds to wait for the allocations (above 0).
+    :param poll_interval: seconds between two looks at the deployment while waiting (above 0).
     :param deferrable: wait, and keep the lease, in the triggerer; defaults to ``[operators] default_deferrable``.
     :param release_retries: retries of the release teardown (a release that fails for good leaves the
         deployment scaled up until the lease expires and the next lease operation or the reaper restores it).
     :param release_retry_delay: the delay between two tries of the release.
     """
+    wait_timeout = seconds("wait_timeout", wait_timeout)
+    poll_interval = seconds("poll_interval", poll_interval)
+    release_retries = non_negative_int("release_retries", release_retries)
     common: dict[str, Any] = {
         "deployment_id": deployment_id,
         "elasticsearch_conn_id": elasticsearch_conn_id,

@@ -59,3 +59,13 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow_esml.hooks.retry import RetryPolicy
 
     monkeypatch.setattr(ElasticsearchMLHook, "default_retry", RetryPolicy(attempts=4, initial_wait=0.01, max_wait=0.05))
+
+
+@pytest.fixture
+def hung_cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """A cluster that accepts connections and never answers, as the Airflow connection ``hung``."""
+    from tests.helpers import HungCluster
+
+    with HungCluster() as cluster:
+        monkeypatch.setenv("AIRFLOW_CONN_HUNG", cluster.connection_uri())
+        yield cluster

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +45,43 @@ def requests_to(simulator: Simulator, endpoint: str) -> int:
 def cluster_changes(simulator: Simulator) -> list[Any]:
     """Every change of any deployment's target or adaptive settings."""
     return simulator.audit.events("target_changed") + simulator.audit.events("adaptive_changed")
+
+
+class HungCluster:
+    """A loopback TCP server that accepts connections and never answers: a cluster that hangs.
+
+    Use as a context manager; leaving it stops the accepting thread and closes every socket it opened.
+    """
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.05)
+        self.port = self._server.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name=f"hung-cluster-{self.port}", daemon=True)
+
+    def connection_uri(self) -> str:
+        """An Airflow connection URI (type ``elasticsearch``, scheme http) for ``AIRFLOW_CONN_<ID>``."""
+        return f"elasticsearch://127.0.0.1:{self.port}/http"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted.append(conn)  # held open, never read from or answered
+
+    def __enter__(self) -> HungCluster:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for conn in self.accepted:
+            conn.close()
+        self._server.close()

@@ -13,6 +13,7 @@ import pytest
 from airflow.providers.common.compat.sdk import BaseOperator
 from airflow.sdk import DAG
 
+from airflow_esml.exceptions import InvalidParameterError
 from airflow_esml.lifecycle import scaled_deployment
 from tests.lease_helpers import Held, invariant_violations, lease_doc, make_store
 
@@ -111,3 +112,20 @@ def test_a_retried_scale_up_task_restores_the_original_baseline(airflow_db, leas
     assert sim.cluster.target("my-e5") == 1  # not the 4 that the first try had set
     assert [v for _, v in sim.audit.target_history("my-e5")][-2:] == [4, 1]
     assert lease_doc(sim) is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"poll_interval": 0}, "poll_interval must be a positive number of seconds or a timedelta, got 0"),
+        ({"wait_timeout": -5}, "wait_timeout must be a positive number of seconds or a timedelta, got -5"),
+        ({"release_retries": -1}, "release_retries must be a non-negative integer, got -1"),
+        ({"release_retries": "3"}, "release_retries must be a non-negative integer, got '3'"),
+        ({"lease_ttl": 0}, "lease_ttl must be a positive number of seconds or a timedelta, got 0"),
+    ],
+)
+def test_bad_non_templated_values_fail_when_the_dag_is_defined(kwargs, message):
+    with pytest.raises(InvalidParameterError) as excinfo:
+        with DAG("bad", schedule=None, start_date=START), scaled_deployment("my-e5", 4, **kwargs):
+            Work(task_id="work")
+    assert str(excinfo.value) == message

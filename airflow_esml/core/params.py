@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from collections.abc import Mapping
 from datetime import time, timedelta
 from typing import Any, Literal
@@ -56,21 +57,56 @@ DRIFT_POLICIES: tuple[str, ...] = ("respect", "restore")
 _ADAPTIVE_KEYS = frozenset({"enabled", "min_number_of_allocations", "max_number_of_allocations"})
 
 
+#: how many characters of a value an error message quotes
+SHOWN_LENGTH = 100
+
+
+def cut(text: str, limit: int = SHOWN_LENGTH) -> str:
+    """``text``, or its first ``limit`` characters and how long it was, so a message stays readable."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def shown(value: Any, limit: int = SHOWN_LENGTH) -> str:
+    """``value`` as an error message quotes it: its repr, cut to about ``limit`` characters."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    return cut(repr(value), limit)
+
+
 def is_unset(value: Any) -> bool:
     """True for a parameter left out: None, or what a template renders from it (``""``, ``"None"``)."""
     return value is None or (isinstance(value, str) and value.strip() in ("", "None"))
 
 
+def check_id(name: str, value: Any) -> str:
+    """``value`` if it is a non-empty string (a deployment or model id); checked after templating, before
+    any request, so an empty id is not sent to Elasticsearch."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidParameterError(f"{name} must be a non-empty string, got {shown(value)}")
+    return value
+
+
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    """``value`` as an int of at least ``minimum``; digit strings (rendered templates) are accepted."""
+    """``value`` as an int of at least ``minimum``.
+
+    A Python int, or a string of ASCII digits (what a template renders) with optional spaces around it;
+    anything else (signs, ``"2.0"``, ``"²"``, bools, floats) is refused with the parameter's name.
+    """
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        number = int(value.strip())
+    elif isinstance(value, str) and _ascii_digits(value.strip()):
+        try:
+            number = int(value.strip())
+        except ValueError:  # more digits than int() converts
+            number = None
     if number is None or number < minimum:
         kind = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
-        raise InvalidParameterError(f"{name} must be {kind}, got {value!r}")
+        raise InvalidParameterError(f"{name} must be {kind}, got {shown(value)}")
     return number
 
 
@@ -79,11 +115,34 @@ def optional_positive_int(name: str, value: Any) -> int | None:
     return None if is_unset(value) else positive_int(name, value)
 
 
-def seconds(name: str, value: float | timedelta) -> float:
-    """``value`` in seconds (a number or a timedelta), which must be positive."""
+def non_negative_int(name: str, value: Any) -> int:
+    """An int of at least 0, for parameters that cannot be templated (``release_retries``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidParameterError(f"{name} must be a non-negative integer, got {shown(value)}")
+    return value
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def positive_number(name: str, value: Any, *, zero_ok: bool = False) -> float:
+    """``value`` as a float: a finite int or float above 0 (or at least 0 with ``zero_ok``).
+
+    For parameters that cannot be templated, so a string is refused when the DAG is defined.
+    """
+    if not _finite(value) or value < 0 or (value == 0 and not zero_ok):
+        kind = "a non-negative number" if zero_ok else "a positive number"
+        raise InvalidParameterError(f"{name} must be {kind}, got {shown(value)}")
+    return float(value)
+
+
+def seconds(name: str, value: float | timedelta, *, zero_ok: bool = False) -> float:
+    """``value`` in seconds (a number or a timedelta), which must be positive (or 0 with ``zero_ok``)."""
     number = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0:
-        raise InvalidParameterError(f"{name} must be a positive number of seconds or a timedelta, got {value!r}")
+    if not _finite(number) or number < 0 or (number == 0 and not zero_ok):
+        kind = "a non-negative" if zero_ok else "a positive"
+        raise InvalidParameterError(f"{name} must be {kind} number of seconds or a timedelta, got {shown(value)}")
     return float(number)
 
 
@@ -114,14 +173,14 @@ def parse_bound(name: str, value: Any) -> float | None:
     except (TypeError, ValueError):
         number = None
     if number is None or number < 0 or number != number:  # NaN
-        raise InvalidParameterError(f"{name} must be a non-negative number, got {value!r}")
+        raise InvalidParameterError(f"{name} must be a non-negative number, got {shown(value)}")
     return number
 
 
 def choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     """``value`` if it is one of ``choices``; otherwise an error naming the choices."""
     if value not in choices:
-        raise InvalidParameterError(f"{name} must be one of {choices}, got {value!r}")
+        raise InvalidParameterError(f"{name} must be one of {choices}, got {shown(value)}")
     return str(value)
 
 
@@ -140,7 +199,7 @@ def parse_capacity_policy(value: Any) -> CapacityPolicy:
     if is_unset(value):
         return "off"
     if value not in CAPACITY_POLICIES:
-        raise InvalidParameterError(f"capacity_policy must be one of {CAPACITY_POLICIES} or None, got {value!r}")
+        raise InvalidParameterError(f"capacity_policy must be one of {CAPACITY_POLICIES} or None, got {shown(value)}")
     return value
 
 
@@ -156,13 +215,15 @@ def parse_adaptive(value: Any, name: str = "adaptive_allocations") -> AdaptiveAl
     if isinstance(value, AdaptiveAllocations):
         return value
     if not isinstance(value, Mapping):
-        raise InvalidParameterError(f"{name} must be a dict with 'enabled' and optional bounds, got {value!r}")
+        raise InvalidParameterError(f"{name} must be a dict with 'enabled' and optional bounds, got {shown(value)}")
     unknown = sorted(set(value) - _ADAPTIVE_KEYS)
     if unknown:
-        raise InvalidParameterError(f"{name} has unknown key(s) {unknown}; allowed are {sorted(_ADAPTIVE_KEYS)}")
+        raise InvalidParameterError(
+            f"{name} has unknown key(s) {cut(str(unknown))}; allowed are {sorted(_ADAPTIVE_KEYS)}"
+        )
     enabled = value.get("enabled")
     if not isinstance(enabled, bool):
-        raise InvalidParameterError(f"{name}['enabled'] must be true or false, got {enabled!r}")
+        raise InvalidParameterError(f"{name}['enabled'] must be true or false, got {shown(enabled)}")
     low, high = value.get("min_number_of_allocations"), value.get("max_number_of_allocations")
     low = None if low is None else positive_int(f"{name}['min_number_of_allocations']", low, minimum=0)
     high = None if high is None else positive_int(f"{name}['max_number_of_allocations']", high)
@@ -176,7 +237,7 @@ def parse_adaptive(value: Any, name: str = "adaptive_allocations") -> AdaptiveAl
 def _parse_mapping_text(name: str, text: str) -> Any:
     value = _literal(text)
     if value is _NOT_A_LITERAL:
-        raise InvalidParameterError(f"{name} must be a dict, got the string {text!r}")
+        raise InvalidParameterError(f"{name} must be a dict, got the string {shown(text)}")
     return value
 
 
@@ -184,14 +245,14 @@ def parse_list_text(text: str) -> Any:
     """A list rendered by a template: JSON, or the Python literal that ``{{ ti.xcom_pull(...) }}`` renders."""
     value = _literal(text)
     if value is _NOT_A_LITERAL:
-        raise InvalidParameterError(f"docs is a string but not a JSON or Python list: {text[:80]!r}")
+        raise InvalidParameterError(f"docs is a string but not a JSON or Python list: {shown(text)}")
     return value
 
 
 def check_return_results(value: Any) -> bool | str:
     """``return_results``: True, False or ``"auto"``."""
     if value not in (True, False, "auto"):
-        raise InvalidParameterError(f"return_results must be True, False or 'auto', got {value!r}")
+        raise InvalidParameterError(f"return_results must be True, False or 'auto', got {shown(value)}")
     return value
 
 
@@ -214,7 +275,8 @@ def parse_settings(number_of_allocations: Any, adaptive_allocations: Any) -> Set
     if number_given == adaptive_given:
         raise InvalidParameterError(
             "give exactly one of number_of_allocations and adaptive_allocations, got "
-            f"number_of_allocations={number_of_allocations!r} and adaptive_allocations={adaptive_allocations!r}"
+            f"number_of_allocations={shown(number_of_allocations)} and "
+            f"adaptive_allocations={shown(adaptive_allocations)}"
         )
     if number_given:
         return Settings(number_of_allocations=positive_int("number_of_allocations", number_of_allocations))

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from airflow_esml.core.params import cut
 from airflow_esml.core.status import TERMINAL_STATES, DeploymentStatus
 from airflow_esml.exceptions import DeploymentFailedError, DeploymentNotFoundError, EsmlError, TransientRequestError
 
@@ -75,11 +76,11 @@ def judge(
     :param last: the previous verdict, whose status an error verdict carries on.
     """
     if isinstance(result, TransientRequestError):
-        return Verdict("waiting", f"{deployment_id}: {result}; will poll again", last.status)
+        return Verdict("waiting", f"{cut(deployment_id)}: {result}; will poll again", last.status)
     if isinstance(result, EsmlError):
         return Verdict("failed", str(result), last.status)
     if isinstance(result, BaseException):
-        return Verdict("failed", f"{deployment_id}: {type(result).__name__}: {result}", last.status)
+        return Verdict("failed", f"{cut(deployment_id)}: {type(result).__name__}: {cut(str(result), 300)}", last.status)
     return assess(result, min_allocations, progress=window.progress())
 
 

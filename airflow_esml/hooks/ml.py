@@ -11,11 +11,11 @@ from elasticsearch import AsyncElasticsearch, Elasticsearch
 
 from airflow_esml.core import capacity
 from airflow_esml.core.capacity import CapacityReport
-from airflow_esml.core.params import DEFAULT_CONN_ID
+from airflow_esml.core.params import DEFAULT_CONN_ID, DEFAULT_REQUEST_TIMEOUT, check_id, cut, shown
 from airflow_esml.core.status import AdaptiveAllocations, DeploymentStatus, parse_deployment_status
 from airflow_esml.exceptions import DeploymentNotFoundError, EsmlError
 from airflow_esml.hooks.connection import client_kwargs
-from airflow_esml.hooks.retry import RetryPolicy
+from airflow_esml.hooks.retry import RetryPolicy, attempt_timeout
 
 ClientT = TypeVar("ClientT", Elasticsearch, AsyncElasticsearch)
 
@@ -54,6 +54,8 @@ class ElasticsearchMLHook(BaseHook):
         self.elasticsearch_conn_id = elasticsearch_conn_id
         self.retry = retry or self.default_retry
         self._async_client: AsyncElasticsearch | None = None
+        #: the connection's request timeout (seconds), known once a client is built
+        self.request_timeout = DEFAULT_REQUEST_TIMEOUT
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -72,6 +74,7 @@ class ElasticsearchMLHook(BaseHook):
 
     def _client_kwargs(self, conn: Any, extras: Mapping[str, Any]) -> dict[str, Any]:
         kwargs = client_kwargs(conn, extras)
+        self.request_timeout = float(kwargs["request_timeout"])
         if not kwargs["verify_certs"]:
             self.log.warning(
                 "Connection %r has verify_certs=false: TLS certificates are NOT verified",
@@ -107,6 +110,13 @@ class ElasticsearchMLHook(BaseHook):
             self._async_client = with_compat(AsyncElasticsearch(**self._client_kwargs(conn, extras)))
         return self._async_client
 
+    def _within(self, client: ClientT, deadline: float | None) -> ClientT:
+        """``client``, or for a call that must end by ``deadline`` a copy (sharing its connection pool) whose
+        request timeout is the time left (:func:`~airflow_esml.hooks.retry.attempt_timeout`)."""
+        if deadline is None:
+            return client
+        return client.options(request_timeout=attempt_timeout(deadline, self.request_timeout))
+
     def close(self) -> None:
         if "client" in self.__dict__:
             self.client.close()
@@ -119,30 +129,38 @@ class ElasticsearchMLHook(BaseHook):
 
     # -- deployments ----------------------------------------------------------------------------------
 
-    def get_deployment(self, deployment_id: str) -> DeploymentStatus:
+    def get_deployment(self, deployment_id: str, *, deadline: float | None = None) -> DeploymentStatus:
         """The deployment's status from the trained-model stats API.
 
+        :param deployment_id: the deployment (or model) id; an empty one is refused without a request.
+        :param deadline: the absolute wall-clock time (epoch seconds) by which the read should end, for a wait:
+            each attempt's request timeout is capped to the time left and no retry starts past it.
         :raises DeploymentNotFoundError: no such model or deployment, or the model is not deployed.
+        :raises TransientRequestError: the cluster kept failing, or did not answer in time.
         """
+        check_id("deployment_id", deployment_id)
         response = self.retry.call(
-            f"stats of deployment {deployment_id!r}",
-            self.client.ml.get_trained_models_stats,
-            model_id=deployment_id,
+            f"stats of deployment {shown(deployment_id)}",
+            lambda: self._within(self.client, deadline).ml.get_trained_models_stats(model_id=deployment_id),
+            deadline=deadline,
         )
         return pick_deployment(deployment_id, response.body)
 
-    async def aget_deployment(self, deployment_id: str) -> DeploymentStatus:
+    async def aget_deployment(self, deployment_id: str, *, deadline: float | None = None) -> DeploymentStatus:
         """Asynchronous :meth:`get_deployment`."""
+        check_id("deployment_id", deployment_id)
         client = await self.aclient()
         response = await self.retry.acall(
-            f"stats of deployment {deployment_id!r}",
-            client.ml.get_trained_models_stats,
-            model_id=deployment_id,
+            f"stats of deployment {shown(deployment_id)}",
+            lambda: self._within(client, deadline).ml.get_trained_models_stats(model_id=deployment_id),
+            deadline=deadline,
         )
         return pick_deployment(deployment_id, response.body)
 
     async def aget_deployments(self, deployment_ids: Sequence[str]) -> dict[str, DeploymentStatus | Exception]:
         """The status of several deployments with one stats request; each missing one maps to its error."""
+        for deployment_id in deployment_ids:
+            check_id("deployment_id", deployment_id)
         client = await self.aclient()
         ids = sorted(set(deployment_ids))
         try:
@@ -181,6 +199,7 @@ class ElasticsearchMLHook(BaseHook):
         :param number_of_allocations: the new total number of allocations.
         :param adaptive_allocations: new adaptive-allocations settings; None removes them.
         """
+        check_id("deployment_id", deployment_id)
         body: dict[str, Any] = {}
         if number_of_allocations is not None:
             body["number_of_allocations"] = number_of_allocations
@@ -189,7 +208,7 @@ class ElasticsearchMLHook(BaseHook):
         if adaptive_allocations is not UNSET:
             body["adaptive_allocations"] = adaptive_allocations
         response = self.retry.call(
-            f"update of deployment {deployment_id!r}",
+            f"update of deployment {shown(deployment_id)}",
             self.client.ml.update_trained_model_deployment,
             model_id=deployment_id,
             body=body,
@@ -198,8 +217,9 @@ class ElasticsearchMLHook(BaseHook):
 
     def infer(self, deployment_id: str, docs: Sequence[Mapping[str, Any]], *, timeout: str = "60s") -> list[Any]:
         """Run the deployment's model on ``docs``; one result per doc, in order."""
+        check_id("deployment_id", deployment_id)
         response = self.retry.call(
-            f"inference on deployment {deployment_id!r}",
+            f"inference on deployment {shown(deployment_id)}",
             self.client.ml.infer_trained_model,
             model_id=deployment_id,
             docs=list(docs),
@@ -306,5 +326,5 @@ def pick_deployment(deployment_id: str, body: Mapping[str, Any]) -> DeploymentSt
         if stats and stats.get("deployment_id", stats.get("model_id")) == deployment_id:
             return parse_deployment_status(entry)
     if any(e.get("model_id") == deployment_id for e in entries):
-        raise DeploymentNotFoundError(f"{deployment_id}: the model exists but has no deployment with that id")
-    raise DeploymentNotFoundError(f"{deployment_id}: no such deployment")
+        raise DeploymentNotFoundError(f"{cut(deployment_id)}: the model exists but has no deployment with that id")
+    raise DeploymentNotFoundError(f"{cut(deployment_id)}: no such deployment")

@@ -1,13 +1,17 @@
 """Retry with backoff for Elasticsearch calls, and the translation of what still fails.
 
 429, 502, 503 and 504 answers, connection resets and client timeouts are retried with exponential backoff
-and jitter (tenacity); everything else fails at once. What is left is raised as one of the provider's
-exceptions with a message that names the call and Elasticsearch's reason, and never a credential.
+and jitter (tenacity); everything else fails at once. A call may have a deadline (absolute wall-clock time):
+then no retry starts whose backoff would pass it, and :func:`attempt_timeout` caps each attempt's request
+timeout to the time left, so a cluster that accepts connections but never answers cannot hold a wait past
+its end. What is left is raised as one of the provider's exceptions with a message that names the call and
+Elasticsearch's reason (cut to a readable length), and never a credential.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +19,14 @@ from typing import Any
 import elasticsearch
 import tenacity
 
+from airflow_esml.core.params import cut
 from airflow_esml.exceptions import DeploymentNotFoundError, ElasticsearchRequestError, TransientRequestError
 
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+#: the shortest request timeout an attempt gets, even when its call's deadline has passed (a last look)
+MIN_ATTEMPT_TIMEOUT = 0.5
+#: how many characters of Elasticsearch's reason an error message quotes
+REASON_LENGTH = 300
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +54,7 @@ class RetryPolicy:
     initial_wait: float = 0.5
     max_wait: float = 10.0
 
-    def _kwargs(self, what: str) -> dict[str, Any]:
+    def _kwargs(self, what: str, deadline: float | None) -> dict[str, Any]:
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             log.warning(
@@ -57,39 +66,110 @@ class RetryPolicy:
                 state.upcoming_sleep,
             )
 
+        backoff = _Backoff(tenacity.wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait))
+        stop: Any = tenacity.stop_after_attempt(self.attempts)
+        if deadline is not None:
+            stop = stop | (lambda state: time.time() + backoff(state) >= deadline)
         return {
-            "stop": tenacity.stop_after_attempt(self.attempts),
-            "wait": tenacity.wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait),
+            "stop": stop,
+            "wait": backoff,
             "retry": tenacity.retry_if_exception(is_transient),
             "before_sleep": before_sleep,
             "reraise": True,
         }
 
-    def call(self, what: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return tenacity.Retrying(**self._kwargs(what))(fn, *args, **kwargs)
-        except (elasticsearch.ApiError, elasticsearch.TransportError) as exc:
-            raise translate(what, exc) from exc
+    def call(
+        self, what: str, fn: Callable[..., Any], /, *args: Any, deadline: float | None = None, **kwargs: Any
+    ) -> Any:
+        """``fn(*args, **kwargs)``, retried; what still fails is raised as a provider exception.
 
-    async def acall(self, what: str, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
+        :param what: the call, as error messages and log lines name it.
+        :param deadline: the absolute wall-clock time (epoch seconds) by which the call should end: no retry
+            whose backoff would pass it. ``fn`` caps its own request timeout (see :func:`attempt_timeout`).
+        """
+        timer = _AttemptTimer()
+        try:
+            return tenacity.Retrying(**self._kwargs(what, deadline))(timer.timed(fn), *args, **kwargs)
+        except (elasticsearch.ApiError, elasticsearch.TransportError) as exc:
+            raise translate(what, exc, waited=timer.last()) from exc
+
+    async def acall(
+        self,
+        what: str,
+        fn: Callable[..., Awaitable[Any]],
+        /,
+        *args: Any,
+        deadline: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Asynchronous :meth:`call`."""
+        timer = _AttemptTimer()
+
         async def attempt() -> Any:  # the client's methods return coroutines without being coroutine functions
+            timer.start()
             return await fn(*args, **kwargs)
 
         try:
-            return await tenacity.AsyncRetrying(**self._kwargs(what))(attempt)
+            return await tenacity.AsyncRetrying(**self._kwargs(what, deadline))(attempt)
         except (elasticsearch.ApiError, elasticsearch.TransportError) as exc:
-            raise translate(what, exc) from exc
+            raise translate(what, exc, waited=timer.last()) from exc
+
+
+def attempt_timeout(deadline: float, request_timeout: float, now: float | None = None) -> float:
+    """The request timeout of one attempt of a call that must end by ``deadline``: the time left, at most the
+    connection's ``request_timeout`` and at least :data:`MIN_ATTEMPT_TIMEOUT` (one short last look)."""
+    left = deadline - (time.time() if now is None else now)
+    return min(request_timeout, max(MIN_ATTEMPT_TIMEOUT, left))
+
+
+class _Backoff:
+    """A tenacity wait that draws each backoff once, so the deadline's stop and the sleep agree on it."""
+
+    def __init__(self, wait: Callable[[tenacity.RetryCallState], float]) -> None:
+        self._wait = wait
+        self._drawn: tuple[int, float] | None = None
+
+    def __call__(self, state: tenacity.RetryCallState) -> float:
+        if self._drawn is None or self._drawn[0] != state.attempt_number:
+            self._drawn = (state.attempt_number, self._wait(state))
+        return self._drawn[1]
+
+
+class _AttemptTimer:
+    """When the last attempt started, for "did not answer within ..." messages."""
+
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+
+    def start(self) -> None:
+        self._started = time.monotonic()
+
+    def last(self) -> float:
+        """Seconds since the last attempt started."""
+        return time.monotonic() - self._started
+
+    def timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def attempt(*args: Any, **kwargs: Any) -> Any:
+            self.start()
+            return fn(*args, **kwargs)
+
+        return attempt
 
 
 def describe_error(exc: BaseException) -> str:
     """A short, credential-free description: ``503 unavailable_shards_exception: reason``."""
     if isinstance(exc, elasticsearch.ApiError):
-        return f"{exc.meta.status} {exc.message}: {_reason(exc)}"
-    return f"{type(exc).__name__}: {exc}"
+        return cut(f"{exc.meta.status} {exc.message}: {_reason(exc)}", REASON_LENGTH)
+    return cut(f"{type(exc).__name__}: {exc}", REASON_LENGTH)
 
 
-def translate(what: str, exc: elasticsearch.ApiError | elasticsearch.TransportError) -> Exception:
-    """The provider exception for an error that was not, or no longer, retried."""
+def translate(
+    what: str, exc: elasticsearch.ApiError | elasticsearch.TransportError, *, waited: float | None = None
+) -> Exception:
+    """The provider exception for an error that was not, or no longer, retried.
+
+    :param waited: seconds the last attempt waited, for a timeout's message.
+    """
     detail = describe_error(exc)
     if isinstance(exc, elasticsearch.ApiError):
         status = exc.meta.status
@@ -110,9 +190,12 @@ def translate(what: str, exc: elasticsearch.ApiError | elasticsearch.TransportEr
         return ElasticsearchRequestError(f"{what}: {detail}")
     if isinstance(exc, elasticsearch.SSLError):
         return ElasticsearchRequestError(
-            f"{what}: TLS verification failed ({_root_cause(exc)}); set the connection's 'ca_certs' extra "
-            "to the CA that signed the server's certificate"
+            f"{what}: TLS verification failed ({cut(_root_cause(exc), REASON_LENGTH)}); set the connection's "
+            "'ca_certs' extra to the CA that signed the server's certificate"
         )
+    if isinstance(exc, elasticsearch.ConnectionTimeout):
+        within = "" if waited is None else f" within {waited:.1f}s"
+        return TransientRequestError(f"{what}: the cluster did not answer{within} ({detail})")
     if is_transient(exc):
         return TransientRequestError(f"{what}: cannot reach Elasticsearch after retries ({detail})")
     return ElasticsearchRequestError(f"{what}: {detail}")

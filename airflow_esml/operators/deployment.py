@@ -17,9 +17,11 @@ from airflow_esml.core.params import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
     check_adaptive_policy,
+    check_id,
     parse_capacity_policy,
     parse_max_step,
     parse_settings,
+    seconds,
 )
 from airflow_esml.core.plan import UpdatePlan, plan_update
 from airflow_esml.core.readiness import Verdict, WaitWindow
@@ -59,8 +61,10 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         the deployment's ``metrics`` (throughput, average inference time, pending requests per allocation).
     :param deferrable: wait in the triggerer instead of a worker slot; defaults to
         ``[operators] default_deferrable``.
-    :param poll_interval: seconds between two looks at the deployment while waiting.
-    :param timeout: seconds to wait for the allocations before failing (for ``max_step``: all steps together).
+    :param poll_interval: seconds between two looks at the deployment while waiting (above 0).
+    :param timeout: seconds to wait for the allocations before failing (for ``max_step``: all steps together);
+        each look's stats request is capped by the time left, so a cluster that does not answer fails the wait
+        at ``timeout`` (plus at most one short last look).
     :param max_step: change the count gradually, at most this many allocations per update, waiting for each
         step's allocations to be started before the next (in both directions; deferrable between steps). The
         XCom result lists the ``steps``. None (default) changes it in one update.
@@ -119,12 +123,13 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         self.adaptive_policy = check_adaptive_policy(adaptive_policy)
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
+        self.poll_interval = seconds("poll_interval", poll_interval)
+        self.timeout = seconds("timeout", timeout)
         if deferrable and not wait_for_completion:
             self.log.warning("%s: deferrable=True has no effect without wait_for_completion=True", self.task_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        check_id("deployment_id", self.deployment_id)
         desired = parse_settings(self.number_of_allocations, self.adaptive_allocations)
         max_step, policy = parse_max_step(self.max_step), parse_capacity_policy(self.capacity_policy)
         TrainedModelsLink.persist(context, self.hook.kibana_url, self.deployment_id)

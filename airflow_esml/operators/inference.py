@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_esml.core.params import DEFAULT_CONN_ID, check_return_results, optional_positive_int, parse_list_text
+from airflow_esml.core.params import (
+    DEFAULT_CONN_ID,
+    check_id,
+    check_return_results,
+    optional_positive_int,
+    parse_list_text,
+    seconds,
+)
 from airflow_esml.exceptions import InvalidParameterError
 from airflow_esml.operators.base import ElasticsearchMLTaskMixin
 
@@ -75,7 +82,7 @@ class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
         self.chunk_size = optional_positive_int("chunk_size", chunk_size)
         self.in_flight = optional_positive_int("in_flight", in_flight)
         self.request_timeout = request_timeout
-        self.max_queue_wait = max_queue_wait
+        self.max_queue_wait = seconds("max_queue_wait", max_queue_wait, zero_ok=True)
 
     def resolve_docs(self, context: Context | None = None) -> list[Any]:
         """The documents after templating: a list, a JSON list, or what the callable returns."""
@@ -91,6 +98,7 @@ class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_esml.hooks.inference import batch_infer  # loads the elasticsearch client
 
+        check_id("deployment_id", self.deployment_id)
         docs = self.resolve_docs(context)
         if not docs:
             self.log.info("No documents to infer")

@@ -24,6 +24,7 @@ from airflow_esml.core.params import (
     DEFAULT_TIMEOUT,
     KEEPER_TIMEOUT,
     check_drift_policy,
+    check_id,
     parse_renew_interval,
     positive_int,
     seconds,
@@ -129,10 +130,11 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
         self.lease_ttl = seconds("lease_ttl", lease_ttl)
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
+        self.poll_interval = seconds("poll_interval", poll_interval)
+        self.timeout = seconds("timeout", timeout)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        check_id("deployment_id", self.deployment_id)
         allocations = positive_int("number_of_allocations", self.number_of_allocations)
         lease_id = self.lease_id(context)
         ti = context["ti"]
@@ -297,6 +299,7 @@ class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
     ui_color = "#d0e6f0"
 
     def execute(self, context: Context) -> dict[str, Any]:
+        check_id("deployment_id", self.deployment_id)
         lease_id = self.lease_id(context)
         result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
         if result["target"] is None:

@@ -28,9 +28,16 @@ _NO_STATUS = Verdict("waiting", "no status yet")
 def check_now(
     hook: ElasticsearchMLHook, deployment_id: str, min_allocations: int | None, window: WaitWindow
 ) -> Verdict:
-    """One look at the deployment; errors other than :data:`~airflow_esml.core.readiness.WAIT_ERRORS` raise."""
+    """One look at the deployment, bounded by the window's end; errors other than
+    :data:`~airflow_esml.core.readiness.WAIT_ERRORS` raise.
+
+    The stats request's timeout and retries are capped by the time left in ``window``, so a cluster that
+    accepts connections but never answers ends the look at the window's end (a look at or after the end
+    still gets :data:`~airflow_esml.hooks.retry.MIN_ATTEMPT_TIMEOUT`), as a "waiting" verdict that says the
+    cluster did not answer.
+    """
     try:
-        result: Any = hook.get_deployment(deployment_id)
+        result: Any = hook.get_deployment(deployment_id, deadline=window.end_time)
     except WAIT_ERRORS as exc:
         result = exc
     return judge(deployment_id, result, min_allocations, window, _NO_STATUS)
@@ -43,16 +50,23 @@ def wait_in_worker(
     window: WaitWindow,
     poll_interval: float,
     log: logging.Logger | Any,
+    first: Verdict | None = None,
 ) -> Verdict:
-    """Poll until the allocations are started, the deployment fails, or the window closes."""
+    """Poll until the allocations are started, the deployment fails, or the window closes.
+
+    Ends within the window plus one short last look, even when the cluster does not answer.
+
+    :param first: the verdict of a look just taken (the wait then starts with a pause, not another look).
+    """
+    verdict = first or check_now(hook, deployment_id, min_allocations, window)
     while True:
-        verdict = check_now(hook, deployment_id, min_allocations, window)
         log.info("%s", verdict.message)
         if verdict.done:
             return verdict
         if window.expired():
             return window.timed_out(verdict)
         time.sleep(min(poll_interval, window.remaining()))
+        verdict = check_now(hook, deployment_id, min_allocations, window)
 
 
 def make_trigger(
@@ -134,7 +148,9 @@ class AllocationsWaitMixin(ElasticsearchMLTaskMixin):
             self.log.info("%s; deferring", verdict.message)
             self.defer_wait(needed, window, method_name=method_name, kwargs=kwargs)
         if not verdict.done:
-            verdict = wait_in_worker(self.hook, self.deployment_id, needed, window, self.wait_interval, self.log)
+            verdict = wait_in_worker(
+                self.hook, self.deployment_id, needed, window, self.wait_interval, self.log, first=verdict
+            )
         self.log.info("%s", verdict.message)
         return verdict
 

@@ -16,7 +16,14 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_esml.core.metrics import judge_performance
-from airflow_esml.core.params import DEFAULT_CONN_ID, DEFAULT_POLL_INTERVAL, optional_positive_int, parse_bound
+from airflow_esml.core.params import (
+    DEFAULT_CONN_ID,
+    DEFAULT_POLL_INTERVAL,
+    check_id,
+    optional_positive_int,
+    parse_bound,
+    seconds,
+)
 from airflow_esml.core.readiness import WaitWindow
 from airflow_esml.exceptions import DeploymentFailedError
 from airflow_esml.operators.waiting import AllocationsWaitMixin, check_now
@@ -43,6 +50,10 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
         allocation are at most this (e.g. ``2``), so a batch does not start on a deployment still busy with
         earlier work. Checked after the allocations are started; while deferrable, re-checked every
         ``poke_interval`` from a short timer in the triggerer.
+    :param poke_interval: seconds (or a timedelta) between two looks, above 0; checked when the DAG is defined.
+    :param timeout: seconds (or a timedelta) to wait, above 0; each look's stats request is capped by the time
+        left, so a cluster that does not answer fails the wait at ``timeout`` (plus at most one short last
+        look), with a message that says so.
     """
 
     template_fields: Sequence[str] = ("deployment_id", "min_allocations", "elasticsearch_conn_id")
@@ -60,6 +71,9 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
         max_pending_per_allocation: float | str | None = None,
         **kwargs: Any,
     ) -> None:
+        poke_interval = seconds("poke_interval", poke_interval)
+        if kwargs.get("timeout") is not None:
+            kwargs["timeout"] = seconds("timeout", kwargs["timeout"])
         super().__init__(poke_interval=poke_interval, **kwargs)
         self.max_pending_per_allocation = max_pending_per_allocation
         self.deployment_id = deployment_id
@@ -78,14 +92,17 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
         return optional_positive_int("min_allocations", self.min_allocations)
 
     def execute(self, context: Context) -> Any:
-        self._needed  # validate after templating, before the first request  # noqa: B018
+        check_id("deployment_id", self.deployment_id)  # validate after templating, before the first request
+        self._needed  # noqa: B018
         self._max_pending  # noqa: B018
         if not self.deferrable:
+            if not self.reschedule:  # the wait starts now (a rescheduled one at its first try: see _start_window)
+                self._window = WaitWindow.starting_now(self.timeout)
             return super().execute(context)
         self._window = WaitWindow.starting_now(self.timeout)
         try:
             first = self.poke(context)
-        except DeploymentFailedError as exc:  # as the base class does in poke mode
+        except (DeploymentFailedError, AirflowSensorTimeout) as exc:  # as the base class does in poke mode
             if self.soft_fail:
                 raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
             raise
@@ -103,12 +120,16 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
         return parse_bound("max_pending_per_allocation", self.max_pending_per_allocation)
 
     def poke(self, context: Context) -> PokeReturnValue:
+        """One look, bounded by the wait's end; past the end, a look that is not done raises the timeout with
+        what it saw (for example that the cluster did not answer)."""
         window = self._window or self._start_window(context)
         verdict = judge_performance(check_now(self.hook, self.deployment_id, self._needed, window), self._max_pending)
         self.log.info("%s", verdict.message)
         if verdict.outcome == "failed":
             raise DeploymentFailedError(verdict.message)
         done = verdict.outcome == "success"
+        if not done and window.expired():
+            raise AirflowSensorTimeout(window.timed_out(verdict).message)
         return PokeReturnValue(done, verdict.status.to_dict() if done and verdict.status else None)
 
     def _start_window(self, context: Context) -> WaitWindow:
@@ -139,8 +160,6 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
         result = self.poke(context)
         if result.is_done:
             return result.xcom_value
-        if self._window.expired():
-            raise AirflowSensorTimeout(f"{self.deployment_id}: timed out after {self._window.progress()}")
         self.defer(
             trigger=TimeDeltaTrigger(timedelta(seconds=min(self.poke_interval, self._window.remaining()))),
             method_name="resume_performance",

@@ -13,6 +13,9 @@ interval can be short (:data:`DEFAULT_TRIGGER_INTERVAL`) and readiness is notice
 - A request that still fails transiently after the hook's retries means "still waiting" (with backoff
   of the shared interval while it lasts).
 - Polling only reads, so a duplicate copy of a trigger (triggerer HA) is harmless.
+- A cluster that does not answer never holds a waiter past its deadline: each waiter waits for news only
+  until its own deadline (and then says that the stats request is unanswered), and when the last waiter
+  leaves, the request still in flight is cancelled and the client closed.
 
 Imports no Elasticsearch client at module level: DAG files reach this module through the trigger.
 """
@@ -27,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_esml.core.params import DEFAULT_TRIGGER_INTERVAL
+from airflow_esml.core.params import DEFAULT_TRIGGER_INTERVAL, cut
 from airflow_esml.core.readiness import Result, Verdict, WaitWindow, judge
 
 if TYPE_CHECKING:
@@ -71,11 +74,16 @@ class Subscription:
     :param interval: the longest time the waiter wants between two looks.
     """
 
-    def __init__(self, deployment_id: str, interval: float) -> None:
+    def __init__(self, deployment_id: str, interval: float, unanswered: Callable[[], float] | None = None) -> None:
         self.deployment_id = deployment_id
         self.interval = max(MIN_INTERVAL, float(interval))
         self._result: Result | None = None
         self._fresh = asyncio.Event()
+        self._unanswered = unanswered
+
+    def unanswered_for(self) -> float:
+        """Seconds the poller's stats request in flight has gone unanswered (0 when none is in flight)."""
+        return self._unanswered() if self._unanswered else 0.0
 
     def deliver(self, result: Result) -> None:
         self._result = result
@@ -106,6 +114,8 @@ class DeploymentPoller:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._request: asyncio.Future[Any] | None = None  # the stats request in flight
+        self._request_sent = 0.0
         self.requests = 0  # stats requests sent, for tests and benchmarks
 
     @property
@@ -123,7 +133,7 @@ class DeploymentPoller:
     def subscribe(self, deployment_id: str, interval: float = DEFAULT_TRIGGER_INTERVAL) -> Subscription:
         if self._closed:
             raise RuntimeError("the poller has stopped; get a new one from poller_for()")
-        sub = Subscription(deployment_id, interval)
+        sub = Subscription(deployment_id, interval, self.unanswered_for)
         self._subs.add(sub)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"esml-poller-{self.conn_id}")
@@ -136,7 +146,13 @@ class DeploymentPoller:
         self._subs.discard(sub)
         if not self._subs:
             self._close()
+            if self._request is not None:  # nobody waits for it: a hung request must not keep the client open
+                self._request.cancel()
         self._wake.set()
+
+    def unanswered_for(self) -> float:
+        """Seconds the stats request in flight has gone unanswered (0 when none is in flight)."""
+        return time.monotonic() - self._request_sent if self._request is not None else 0.0
 
     async def wait_stopped(self) -> None:
         """Wait until the polling task has ended (after the last subscriber left)."""
@@ -181,8 +197,17 @@ class DeploymentPoller:
             return True
         self.requests += 1
         ok = True
+        request = asyncio.ensure_future(hook.aget_deployments(ids))
+        self._request, self._request_sent = request, time.monotonic()
         try:
-            results: dict[str, Any] = dict(await hook.aget_deployments(ids))
+            await asyncio.wait({request})  # a cancelled request ends the wait without raising here
+        finally:
+            self._request = None
+            request.cancel()  # when this task itself is cancelled
+        if request.cancelled():  # the last waiter left while it was in flight
+            return True
+        try:
+            results: dict[str, Any] = dict(request.result())
         except Exception as exc:  # each waiter decides what the error means for it
             ok = False
             results = dict.fromkeys(ids, exc)
@@ -281,14 +306,16 @@ async def wait_until_started(
     :param logger: where the progress lines go (when they change, else every :data:`LOG_EVERY` seconds).
     :param hook_factory: how a new poller builds its hook.
     """
-    verdict = Verdict("waiting", f"{deployment_id}: no status yet")
+    verdict = Verdict("waiting", f"{cut(deployment_id)}: no status yet")
     logged_key, logged_at = "", 0.0
     async with subscription(conn_id, deployment_id, interval, hook_factory) as sub:
-        # the first look happens even when the deadline has passed (e.g. after a triggerer restart)
-        result = await sub.next(max(window.remaining(), sub.interval + FIRST_LOOK_GRACE))
+        # the first look happens even when the deadline has passed (e.g. after a triggerer restart); in an
+        # open window it waits to the deadline, or one interval if that is later
+        first_wait = sub.interval + FIRST_LOOK_GRACE if window.expired() else max(window.remaining(), sub.interval)
+        result = await sub.next(first_wait)
         while True:
             if result is None:
-                return window.timed_out(verdict)
+                return window.timed_out(_unanswered(deployment_id, sub, verdict))
             verdict = judge(deployment_id, result, min_allocations, window, verdict)
             key = verdict.outcome + (verdict.message if verdict.status is None else _status_key(verdict))
             now = time.monotonic()
@@ -300,6 +327,19 @@ async def wait_until_started(
             if window.expired():
                 return window.timed_out(verdict)
             result = await sub.next(window.remaining())
+
+
+def _unanswered(deployment_id: str, sub: Subscription, last: Verdict) -> Verdict:
+    """``last``, or when the stats request has gone unanswered for an interval or more, a verdict that says so."""
+    silent = sub.unanswered_for()
+    if silent < sub.interval:
+        return last
+    return Verdict(
+        "waiting",
+        f"{cut(deployment_id)}: the cluster did not answer the stats request within {silent:.1f}s"
+        + (f" (before that: {last.message})" if last.status is not None else ""),
+        last.status,
+    )
 
 
 def _status_key(verdict: Verdict) -> str:

@@ -9,8 +9,11 @@ import pytest
 from airflow_esml.core.params import (
     check_adaptive_policy,
     check_drift_policy,
+    check_id,
     check_return_results,
+    cut,
     is_unset,
+    non_negative_int,
     parse_adaptive,
     parse_bound,
     parse_capacity_policy,
@@ -18,7 +21,9 @@ from airflow_esml.core.params import (
     parse_max_step,
     parse_settings,
     positive_int,
+    positive_number,
     seconds,
+    shown,
 )
 from airflow_esml.core.status import AdaptiveAllocations
 from airflow_esml.exceptions import InvalidParameterError
@@ -100,7 +105,7 @@ def test_is_unset_knows_what_a_template_renders_from_none(value, expected):
 
 
 def test_positive_int_names_the_minimum():
-    assert positive_int("n", "+3") == 3 and positive_int("n", 0, minimum=0) == 0
+    assert positive_int("n", " 3 ") == 3 and positive_int("n", 0, minimum=0) == 0
     with pytest.raises(InvalidParameterError, match="n must be an integer of at least 2, got 1"):
         positive_int("n", 1, minimum=2)
 
@@ -128,3 +133,103 @@ def test_docs_text_and_return_results():
     assert check_return_results("auto") == "auto"
     with pytest.raises(InvalidParameterError, match="return_results must be True, False or 'auto', got 'yes'"):
         check_return_results("yes")
+
+
+# -- input hygiene: counts, ids, lengths, non-templated numbers ----------------------------------------
+
+
+@pytest.mark.parametrize("value", [4, "4", " 4 ", "04", "\t4\n"])
+def test_a_count_is_an_int_or_ascii_digits_with_spaces_around(value):
+    assert positive_int("number_of_allocations", value) == 4
+
+
+@pytest.mark.parametrize(
+    "value", ["²", "\u0664", "\uff14", "+4", "-4", "4.0", "1_000", "4 4", "", " ", "0x4", 4.0, True, None, [4]]
+)
+def test_anything_else_is_refused_naming_the_parameter_and_value(value):
+    with pytest.raises(InvalidParameterError) as excinfo:
+        positive_int("number_of_allocations", value)
+    assert str(excinfo.value) == f"number_of_allocations must be a positive integer, got {value!r}"
+
+
+def test_a_count_too_long_for_int_is_refused_with_a_short_message():
+    with pytest.raises(InvalidParameterError) as excinfo:
+        positive_int("max_step", "9" * 5000)
+    message = str(excinfo.value)
+    assert message.startswith("max_step must be a positive integer, got '999") and "(5000 characters)" in message
+    assert len(message) < 200
+
+
+@pytest.mark.parametrize("value", ["", "   ", None, 7, ["my-e5"]])
+def test_an_empty_or_non_string_id_is_refused(value):
+    with pytest.raises(InvalidParameterError) as excinfo:
+        check_id("deployment_id", value)
+    assert str(excinfo.value) == f"deployment_id must be a non-empty string, got {value!r}"
+
+
+def test_an_id_is_returned_unchanged():
+    assert check_id("deployment_id", "my-e5") == "my-e5"
+
+
+@pytest.mark.parametrize("length", [5_000, 70_000])
+def test_values_quoted_in_messages_are_cut(length):
+    text = "x" * length
+    assert shown(text) == f"{'x' * 100!r}... ({length} characters)"
+    assert cut(text) == f"{'x' * 100}... ({length} characters)"
+    assert shown("short") == "'short'" and cut("short") == "short"
+    assert len(shown(["y" * length])) < 150
+    with pytest.raises(InvalidParameterError) as excinfo:
+        check_id("deployment_id", " " * length)
+    assert len(str(excinfo.value)) < 200
+
+
+@pytest.mark.parametrize("value", [0.5, 2, 1e6])
+def test_positive_number(value):
+    assert positive_number("poll_interval", value) == float(value)
+
+
+@pytest.mark.parametrize("value", [0, -1, True, "5", None, float("nan"), float("inf"), timedelta(seconds=5)])
+def test_positive_number_refuses(value):
+    with pytest.raises(InvalidParameterError) as excinfo:
+        positive_number("poll_interval", value)
+    assert str(excinfo.value) == f"poll_interval must be a positive number, got {value!r}"
+
+
+def test_zero_may_be_allowed():
+    assert positive_number("max_queue_wait", 0, zero_ok=True) == 0.0 and seconds("w", 0, zero_ok=True) == 0.0
+    with pytest.raises(InvalidParameterError, match="max_queue_wait must be a non-negative number, got -1"):
+        positive_number("max_queue_wait", -1, zero_ok=True)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(InvalidParameterError, match="timeout must be a positive number of seconds"):
+            seconds("timeout", bad)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"), [(0, True), (3, True), (-1, False), (1.0, False), ("3", False), (True, False)]
+)
+def test_non_negative_int(value, ok):
+    if ok:
+        assert non_negative_int("release_retries", value) == value
+    else:
+        with pytest.raises(InvalidParameterError) as excinfo:
+            non_negative_int("release_retries", value)
+        assert str(excinfo.value) == f"release_retries must be a non-negative integer, got {value!r}"
+
+
+def test_every_refusal_cuts_a_long_value():
+    long = "z" * 10_000
+    checks = [
+        lambda: parse_settings(long, None),
+        lambda: parse_adaptive(long),
+        lambda: parse_adaptive({"enabled": long}),
+        lambda: parse_bound("max_pending_per_allocation", long),
+        lambda: parse_capacity_policy(long),
+        lambda: check_drift_policy(long),
+        lambda: check_return_results(long),
+        lambda: parse_list_text(long),
+        lambda: seconds("lease_ttl", long),
+    ]
+    for check in checks:
+        with pytest.raises(InvalidParameterError) as excinfo:
+            check()
+        assert len(str(excinfo.value)) < 400, str(excinfo.value)[:200]

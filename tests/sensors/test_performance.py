@@ -23,7 +23,7 @@ class FakeHook:
         self.statuses = list(statuses)
         self.calls = 0
 
-    def get_deployment(self, deployment_id):
+    def get_deployment(self, deployment_id, *, deadline=None):
         self.calls += 1
         return self.statuses[0] if len(self.statuses) == 1 else self.statuses.pop(0)
 
