@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import elasticsearch
 
+from airflow_esml.core.params import shown
 from airflow_esml.exceptions import ConflictingTombstonesError
 from airflow_esml.leases.model import LeaseDoc, Reaped, keep_reaped
 
@@ -68,11 +69,13 @@ class LeaseDocuments:
             except elasticsearch.NotFoundError:
                 return _MISSING
 
-        return self.hook.retry.call(f"{what} in index {self.index!r}", attempt)
+        return self.hook.retry.call(f"{what} in index {shown(self.index)}", attempt)
 
     def get(self, deployment_id: str) -> Stored | None:
         """The deployment's lease document, or None (also when the index does not exist yet)."""
-        response = self._call(f"read of the lease document {deployment_id!r}", self.hook.client.get, id=deployment_id)
+        response = self._call(
+            f"read of the lease document {shown(deployment_id)}", self.hook.client.get, id=deployment_id
+        )
         if response is _MISSING or response is None:
             return None
         return Stored(LeaseDoc.from_source(response.body["_source"]), Version.of(response.body))
@@ -80,7 +83,7 @@ class LeaseDocuments:
     def create(self, doc: LeaseDoc) -> Version | None:
         """Write a new document; None when one already exists."""
         response = self._call(
-            f"creation of the lease document {doc.deployment_id!r}",
+            f"creation of the lease document {shown(doc.deployment_id)}",
             self.hook.client.index,
             id=doc.deployment_id,
             document=doc.to_source(),
@@ -91,7 +94,7 @@ class LeaseDocuments:
     def replace(self, doc: LeaseDoc, version: Version) -> Version | None:
         """Overwrite the document if it still has ``version``; None on a conflict."""
         response = self._call(
-            f"update of the lease document {doc.deployment_id!r}",
+            f"update of the lease document {shown(doc.deployment_id)}",
             self.hook.client.index,
             id=doc.deployment_id,
             document=doc.to_source(),
@@ -103,7 +106,7 @@ class LeaseDocuments:
     def delete(self, deployment_id: str, version: Version) -> bool:
         """Delete the document if it still has ``version``; False on a conflict or when it is gone."""
         response = self._call(
-            f"deletion of the lease document {deployment_id!r}",
+            f"deletion of the lease document {shown(deployment_id)}",
             self.hook.client.delete,
             id=deployment_id,
             if_seq_no=version.seq_no,
@@ -118,7 +121,7 @@ class LeaseDocuments:
 
     def _tombstones(self, deployment_id: str) -> tuple[tuple[Reaped, ...], Version] | None:
         response = self._call(
-            f"read of the reap records of {deployment_id!r}", self.hook.client.get, id=deployment_id + TOMBSTONES
+            f"read of the reap records of {shown(deployment_id)}", self.hook.client.get, id=deployment_id + TOMBSTONES
         )
         if response is _MISSING or response is None:
             return None
@@ -134,7 +137,7 @@ class LeaseDocuments:
             merged = keep_reaped({(r.lease_id, r.at): r for r in (*known, *records)}.values(), now)
             source = {"deployment_id": deployment_id, "reaped": [r.to_dict() for r in merged]}
             key = deployment_id + TOMBSTONES
-            what = f"write of the reap records of {deployment_id!r}"
+            what = f"write of the reap records of {shown(deployment_id)}"
             if stored is None:
                 response = self._call(what, self.hook.client.index, id=key, document=source, op_type="create")
             else:

@@ -76,7 +76,12 @@ class _RunLeaseOperator(_LeaseOperator):
         self.lease_name = lease_name
 
     def lease_id(self, context: Context) -> str:
-        """``<dag_id>/<run_id>/<lease_name>``; the lease name defaults to the deployment id."""
+        """``<dag_id>/<run_id>/<lease_name>``; the lease name defaults to the deployment id.
+
+        Every run lease operator asks for it before its first request, so an empty ``deployment_id`` (after
+        templating) is refused here, before anything in the cluster changes.
+        """
+        check_id("deployment_id", self.deployment_id)
         return lease_id_for(self.dag_id, context["run_id"], self.lease_name or self.deployment_id)
 
 
@@ -134,7 +139,6 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
         self.timeout = seconds("timeout", timeout)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        check_id("deployment_id", self.deployment_id)
         allocations = positive_int("number_of_allocations", self.number_of_allocations)
         lease_id = self.lease_id(context)
         ti = context["ti"]
@@ -299,7 +303,6 @@ class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
     ui_color = "#d0e6f0"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        check_id("deployment_id", self.deployment_id)
         lease_id = self.lease_id(context)
         result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
         if result["target"] is None:

@@ -19,6 +19,7 @@ from airflow_esml.core.params import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_RESERVATION_GRACE,
     DEFAULT_TIMEOUT,
+    check_id,
     positive_int,
     seconds,
 )
@@ -88,6 +89,9 @@ class _ReservationOperator(_LeaseOperator):
 
     @property
     def name(self) -> str:
+        """The reservation's name (default the deployment id); asked for before any request, so an empty
+        ``deployment_id`` is refused here."""
+        check_id("deployment_id", self.deployment_id)
         return self.reservation_name or self.deployment_id
 
     def run_time(self, context: Context) -> datetime:
@@ -189,8 +193,8 @@ class ReserveDeploymentOperator(AllocationsWaitMixin, _ReservationOperator):
         self.number_of_allocations = number_of_allocations
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
+        self.poll_interval = seconds("poll_interval", poll_interval)
+        self.timeout = seconds("timeout", timeout)
 
     def execute(self, context: Context) -> dict[str, Any]:
         allocations = positive_int("number_of_allocations", self.number_of_allocations)

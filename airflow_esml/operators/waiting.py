@@ -26,7 +26,11 @@ _NO_STATUS = Verdict("waiting", "no status yet")
 
 
 def check_now(
-    hook: ElasticsearchMLHook, deployment_id: str, min_allocations: int | None, window: WaitWindow
+    hook: ElasticsearchMLHook,
+    deployment_id: str,
+    min_allocations: int | None,
+    window: WaitWindow,
+    last: Verdict = _NO_STATUS,
 ) -> Verdict:
     """One look at the deployment, bounded by the window's end; errors other than
     :data:`~airflow_esml.core.readiness.WAIT_ERRORS` raise.
@@ -35,12 +39,14 @@ def check_now(
     accepts connections but never answers ends the look at the window's end (a look at or after the end
     still gets :data:`~airflow_esml.hooks.retry.MIN_ATTEMPT_TIMEOUT`), as a "waiting" verdict that says the
     cluster did not answer.
+
+    :param last: the previous look, whose status a verdict on an error carries on.
     """
     try:
         result: Any = hook.get_deployment(deployment_id, deadline=window.end_time)
     except WAIT_ERRORS as exc:
         result = exc
-    return judge(deployment_id, result, min_allocations, window, _NO_STATUS)
+    return judge(deployment_id, result, min_allocations, window, last)
 
 
 def wait_in_worker(
@@ -66,7 +72,7 @@ def wait_in_worker(
         if window.expired():
             return window.timed_out(verdict)
         time.sleep(min(poll_interval, window.remaining()))
-        verdict = check_now(hook, deployment_id, min_allocations, window)
+        verdict = check_now(hook, deployment_id, min_allocations, window, verdict)  # an error keeps the status
 
 
 def make_trigger(

@@ -131,8 +131,15 @@ def test_transient_errors_give_up_after_the_attempts_naming_the_call(attempts: i
 
 
 def test_unreachable_cluster_gives_up_with_a_transient_error() -> None:
-    fn = Flaky(*[elasticsearch.ConnectionTimeout("timed out")] * 5)
+    fn = Flaky(*[elasticsearch.ConnectionError("refused")] * 5)
     with pytest.raises(TransientRequestError, match=r"^stats of deployment 'my-e5': cannot reach Elasticsearch"):
+        FAST.call(WHAT, fn)
+    assert fn.calls == FAST.attempts
+
+
+def test_a_cluster_that_never_answers_gives_up_saying_so() -> None:
+    fn = Flaky(*[elasticsearch.ConnectionTimeout("timed out")] * 5)
+    with pytest.raises(TransientRequestError, match=r"^stats of deployment 'my-e5': the cluster did not answer"):
         FAST.call(WHAT, fn)
     assert fn.calls == FAST.attempts
 

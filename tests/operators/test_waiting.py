@@ -43,8 +43,8 @@ class FakeHook:
         self.results = list(results)
         self.calls = 0
 
-    def get_deployment(self, deployment_id: str) -> DeploymentStatus:
-        assert deployment_id == "my-e5"
+    def get_deployment(self, deployment_id: str, *, deadline: float | None = None) -> DeploymentStatus:
+        assert deployment_id == "my-e5" and deadline is not None  # every look is bounded by its window
         result = self.results[min(self.calls, len(self.results) - 1)]
         self.calls += 1
         if isinstance(result, BaseException):
@@ -289,3 +289,11 @@ def test_resumed_status_raises_the_task_s_own_timeout_error() -> None:
         task.resumed_status(Verdict("timeout", "late", seen).to_event())
     with pytest.raises(DeploymentFailedError, match="gone"):
         task.resumed_status(Verdict("failed", "gone").to_event())
+
+
+def test_wait_in_worker_keeps_the_last_status_through_transient_errors() -> None:
+    seen = status(started=1)
+    hook = FakeHook([seen, TransientRequestError("stats of deployment 'my-e5': still failing after retries")])
+    verdict = wait_in_worker(hook, "my-e5", None, window(0.2), 0.05, log)
+    assert verdict.outcome == "timeout" and hook.calls >= 2
+    assert verdict.status is seen  # the error's verdict carried the status seen before it
