@@ -299,7 +299,7 @@ def parse_clock(name: str, value: Any) -> time:
         h, m = int(hour), int(minute or 0)
         if h < 24 and m < 60:
             return time(h, m)
-    raise InvalidParameterError(f"{name} must be an hour from 0 to 23 or a time 'HH:MM', got {value!r}")
+    raise InvalidParameterError(f"{name} must be an hour from 0 to 23 or a time 'HH:MM', got {shown(value)}")
 
 
 def parse_timezone(value: Any) -> str:
@@ -310,7 +310,9 @@ def parse_timezone(value: Any) -> str:
             return value.strip()
         except (ZoneInfoNotFoundError, ValueError):
             pass
-    raise InvalidParameterError(f"timezone must be an IANA timezone name such as 'Europe/Amsterdam', got {value!r}")
+    raise InvalidParameterError(
+        f"timezone must be an IANA timezone name such as 'Europe/Amsterdam', got {shown(value)}"
+    )
 
 
 _DAY_NAMES = {name: number for number, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), 1)}
@@ -326,14 +328,14 @@ def parse_weekdays(value: Any) -> frozenset[int]:
             return _DAY_NAMES[token]
         if token.isdigit() and int(token) <= 7:
             return int(token) or 7
-        raise InvalidParameterError(f"weekdays: {token!r} is not a weekday (0-7 or mon-sun), in {value!r}")
+        raise InvalidParameterError(f"weekdays: {shown(token)} is not a weekday (0-7 or mon-sun), in {shown(value)}")
 
     if isinstance(value, (list, tuple, set, frozenset)):
         text = ",".join(str(v) for v in value)
     elif isinstance(value, (str, int)) and not isinstance(value, bool):
         text = str(value)
     else:
-        raise InvalidParameterError(f"weekdays must be a cron day-of-week field such as '1-5', got {value!r}")
+        raise InvalidParameterError(f"weekdays must be a cron day-of-week field such as '1-5', got {shown(value)}")
     if text.strip() == "*":
         return ALL_WEEKDAYS
     days: set[int] = set()
@@ -341,7 +343,7 @@ def parse_weekdays(value: Any) -> frozenset[int]:
         low, dash, high = part.partition("-")
         first, last = day(low), day(high) if dash else day(low)
         if first > last:
-            raise InvalidParameterError(f"weekdays: the range {part.strip()!r} runs backwards, in {value!r}")
+            raise InvalidParameterError(f"weekdays: the range {shown(part.strip())} runs backwards, in {shown(value)}")
         days.update(range(first, last + 1))
     return frozenset(days)
 
@@ -353,7 +355,7 @@ def parse_window_spec(start: Any, end: Any, timezone: Any, lead_minutes: Any = 0
     """
     opens, closes = parse_clock("start", start), parse_clock("end", end)
     if opens == closes:
-        raise InvalidParameterError(f"start and end must differ, got {start!r} and {end!r}")
+        raise InvalidParameterError(f"start and end must differ, got {shown(start)} and {shown(end)}")
     lead = positive_int("lead_minutes", lead_minutes, minimum=0)
     if lead > MAX_LEAD_MINUTES:
         raise InvalidParameterError(f"lead_minutes must be less than a day ({MAX_LEAD_MINUTES + 1}), got {lead}")

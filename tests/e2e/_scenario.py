@@ -6,6 +6,7 @@ asserts one aspect of it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from tests.e2e._airflow import AirflowStack
@@ -18,13 +19,25 @@ PROBE = ("e2e_probe", "wait_in_triggerer")
 BATCH = "esml_batch_inference"
 HOURS = "esml_business_hours"
 TLS_DAG = "e2e_tls_and_failures"
-SENSOR = "AllocationsStartedSensor"
+#: the example DAGs' tasks that wait for allocations, deferrable: the sensor, and the reservation's wait
+WAITERS = ("AllocationsStartedSensor", "ReserveDeploymentOperator")
+_HOUR = datetime.now(timezone.utc).hour
 
 #: conf of each triggered run: every DAG works on its own deployment of the simulator.
 RUN_CONF: dict[str, dict[str, Any]] = {
     PROBE[0]: {},
     BATCH: {"deployment_id": "batch-e5", "allocations": 3, "documents": 200},
-    HOURS: {"deployment_id": "hours-e5", "business_allocations": 2, "off_hours_allocations": 2},
+    HOURS: {
+        "deployment_id": "hours-e5",
+        "business_allocations": 2,
+        "off_hours_allocations": 2,
+        # a window around now, every day, so the manual run is a reserve run whatever the time and day
+        "start_hour": (_HOUR - 1) % 24,
+        "end_hour": (_HOUR + 1) % 24,
+        "timezone": "UTC",
+        "weekdays": "*",
+        "lead_minutes": 0,
+    },
     TLS_DAG: {},
 }
 
@@ -63,9 +76,9 @@ class Scenario:
 
 
 def sensor_tasks(api: AirflowApi, dag_id: str) -> list[str]:
-    """The DAG's ``AllocationsStartedSensor`` tasks, whatever the example DAG calls them."""
+    """The DAG's tasks that wait for allocations (:data:`WAITERS`), whatever the example DAG calls them."""
     tasks = api.get(f"/dags/{dag_id}/tasks")["tasks"]
-    return sorted(task["task_id"] for task in tasks if task["operator_name"] == SENSOR)
+    return sorted(task["task_id"] for task in tasks if task["operator_name"] in WAITERS)
 
 
 def run_phase(stack: AirflowStack, api: AirflowApi, dag_ids: list[str], crash_during: tuple[str, str]) -> Phase:
@@ -97,6 +110,6 @@ def run_scenario(stack: AirflowStack, api: AirflowApi) -> Scenario:
         api.wait_for_dag(dag_id, 120)
         sensors[dag_id] = sensor_tasks(api, dag_id)
         if not sensors[dag_id]:
-            raise AssertionError(f"example DAG {dag_id} has no {SENSOR} task")
+            raise AssertionError(f"example DAG {dag_id} has none of the waiting tasks {WAITERS}")
     plugin = run_phase(stack, api, [BATCH, HOURS, TLS_DAG], crash_during=(BATCH, sensors[BATCH][0]))
     return Scenario(probe=probe, plugin=plugin, sensors=sensors, all_runs={**probe.runs, **plugin.runs})

@@ -21,8 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_DAGS = REPO / "example_dags"
 E2E_DAGS = Path(__file__).resolve().parent / "dags"
 
-#: Seconds an allocation takes to load in the simulator: the window in which sensors are deferred.
-LOAD_SECONDS = float(os.environ.get("ESML_E2E_LOAD_SECONDS", "8"))
+#: Seconds an allocation takes to load in the simulator: the window in which sensors are deferred. Long enough
+#: that a sensor queued behind the other DAGs' tasks (parallelism 4 on 2 cores) still finds something to wait for.
+LOAD_SECONDS = float(os.environ.get("ESML_E2E_LOAD_SECONDS", "20"))
 #: The simulator's cluster: every DAG works on its own model. ML nodes have one processor each, so every
 #: added allocation needs a new route on another node, which takes LOAD_SECONDS to load (growing a route
 #: that exists is almost instant): the sensors have something to wait for, in the triggerer.

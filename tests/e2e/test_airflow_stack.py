@@ -77,7 +77,7 @@ def test_deferred_probe_holds_no_slot_and_survives_triggerer_crash(
 
 
 def test_example_dags_succeed_with_sensors_deferred(api: AirflowApi, scenario: Scenario) -> None:
-    """Both example DAGs succeed; each AllocationsStartedSensor waited in a triggerer, not in a worker."""
+    """Both example DAGs succeed; each task waiting for allocations waited in a triggerer, not in a worker."""
     phase = scenario.plugin
     for dag_id in (BATCH, HOURS):
         assert_succeeded(api, phase, dag_id)
