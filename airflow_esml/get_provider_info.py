@@ -7,11 +7,13 @@ URL from the same place.
 
 from __future__ import annotations
 
+import copy
 from importlib.metadata import PackageNotFoundError, metadata
 from importlib.resources import files
 from typing import Any
 
 from airflow_esml import __version__
+from airflow_esml.connection_form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 
 DISTRIBUTION = "airflow-esml"
 INTEGRATION = "Elasticsearch ML"
@@ -87,16 +89,8 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_esml.hooks.ml.ElasticsearchMLHook",
                 "hook-name": "Elasticsearch ML",
                 "connection-type": "elasticsearch_ml",
-                "ui-field-behaviour": {
-                    "hidden-fields": [],
-                    "relabeling": {"schema": "Scheme (http or https)"},
-                    "placeholders": {
-                        "host": "localhost or es1.example.com,es2.example.com",
-                        "port": "9200",
-                        "schema": "https",
-                        "extra": '{"api_key": "...", "ca_certs": "/path/ca.crt", "verify_certs": true}',
-                    },
-                },
+                "conn-fields": copy.deepcopy(CONN_FIELDS),
+                "ui-field-behaviour": copy.deepcopy(UI_FIELD_BEHAVIOUR),
             }
         ],
     }
