@@ -12,7 +12,7 @@ MIN_TESTS := tests/hooks tests/operators tests/sensors tests/triggers tests/test
 	tests/test_example_dags.py tests/test_example_ab.py tests/test_lifecycle.py tests/test_links.py
 PIP_FLAGS ?= -q --disable-pip-version-check
 
-.PHONY: venv test test-min test-e2e demo bench lint format clean
+.PHONY: venv test test-min test-e2e demo bench lint format dist clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,12 @@ lint: venv
 format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The sdist and the wheel into dist/, built with the venv's hatchling (no download), then checked.
+dist: venv
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --sdist --wheel --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 clean:
 	rm -rf $(VENV) $(VENV_MIN) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from airflow_esml import _moved
 
-__version__ = "0.1.0"
+try:
+    #: the installed distribution's version; pyproject.toml is its one home
+    __version__ = version("airflow-esml")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 _moved.install()

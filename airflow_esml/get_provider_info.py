@@ -1,17 +1,55 @@
-"""Provider metadata read by Airflow's ProvidersManager through the ``apache_airflow_provider`` entry point."""
+"""Provider metadata read by Airflow's ProvidersManager through the ``apache_airflow_provider`` entry point.
+
+The version and the documentation URL come from the installed distribution's metadata, whose one home is
+``pyproject.toml`` (``version`` and ``[project.urls] Documentation``); Airflow 3.2+ reads the documentation
+URL from the same place.
+"""
 
 from __future__ import annotations
 
+import copy
+from importlib.metadata import PackageNotFoundError, metadata
+from importlib.resources import files
 from typing import Any
 
 from airflow_esml import __version__
+from airflow_esml.connection_form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 
+DISTRIBUTION = "airflow-esml"
 INTEGRATION = "Elasticsearch ML"
+#: the integration's logo, a path below the package in the form Airflow's providers use
+LOGO = "/integration-logos/Elasticsearch-ML.svg"
+#: the how-to guides, below the documentation URL
+HOW_TO_GUIDES = ("install.md", "leases.md", "reservations.md", "careful-scaling.md")
+
+
+def project_url(label: str) -> str | None:
+    """A ``Project-URL`` of the installed distribution by its label (any case), or None.
+
+    :param label: the label in ``[project.urls]``, for example ``Documentation``.
+    """
+    try:
+        entries = metadata(DISTRIBUTION).get_all("Project-URL") or []
+    except PackageNotFoundError:
+        return None
+    for entry in entries:
+        name, _, url = entry.partition(",")
+        if url and name.strip().lower() == label.lower():
+            return url.strip()
+    return None
+
+
+def logo_file() -> Any:
+    """The logo as a resource of the installed package (a ``Traversable``)."""
+    return files("airflow_esml").joinpath(LOGO.lstrip("/"))
 
 
 def get_provider_info() -> dict[str, Any]:
-    return {
-        "package-name": "airflow-esml",
+    """The provider's metadata, in the form of Airflow's ``provider_info.schema.json``."""
+    docs = project_url("Documentation")
+    base = docs.rstrip("/") + "/" if docs else "docs/"
+    info: dict[str, Any] = {
+        "package-name": DISTRIBUTION,
         "name": "Elasticsearch ML",
         "description": (
             "Scale Elasticsearch ML trained-model deployments up before batch inference and back down after."
@@ -21,6 +59,8 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": INTEGRATION,
                 "external-doc-url": "https://www.elastic.co/docs/api/doc/elasticsearch/group/endpoint-ml",
+                "how-to-guide": [base + page for page in HOW_TO_GUIDES],
+                "logo": LOGO,
                 "tags": ["software"],
             }
         ],
@@ -37,23 +77,23 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_esml.sensors.deployment"]}],
-        "triggers": [{"integration-name": INTEGRATION, "python-modules": ["airflow_esml.triggers.deployment"]}],
+        "triggers": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_esml.triggers.deployment", "airflow_esml.triggers.lease"],
+            }
+        ],
         "extra-links": ["airflow_esml.links.TrainedModelsLink"],
         "connection-types": [
             {
                 "hook-class-name": "airflow_esml.hooks.ml.ElasticsearchMLHook",
                 "hook-name": "Elasticsearch ML",
                 "connection-type": "elasticsearch_ml",
-                "ui-field-behaviour": {
-                    "hidden-fields": [],
-                    "relabeling": {"schema": "Scheme (http or https)"},
-                    "placeholders": {
-                        "host": "localhost or es1.example.com,es2.example.com",
-                        "port": "9200",
-                        "schema": "https",
-                        "extra": '{"api_key": "...", "ca_certs": "/path/ca.crt", "verify_certs": true}',
-                    },
-                },
+                "conn-fields": copy.deepcopy(CONN_FIELDS),
+                "ui-field-behaviour": copy.deepcopy(UI_FIELD_BEHAVIOUR),
             }
         ],
     }
+    if docs:
+        info["documentation-url"] = docs
+    return info

@@ -9,6 +9,7 @@ from typing import Any, TypeVar, cast
 from airflow.providers.common.compat.sdk import BaseHook
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 
+from airflow_esml.connection_form import connection_form_widgets, ui_field_behaviour
 from airflow_esml.core import capacity
 from airflow_esml.core.capacity import CapacityReport
 from airflow_esml.core.params import DEFAULT_CONN_ID, DEFAULT_REQUEST_TIMEOUT, check_id, cut, shown
@@ -59,16 +60,13 @@ class ElasticsearchMLHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": [],
-            "relabeling": {"schema": "Scheme (http or https)", "password": "Password"},
-            "placeholders": {
-                "host": "localhost or es1.example.com,es2.example.com",
-                "port": "9200",
-                "schema": "https",
-                "extra": '{"api_key": "...", "ca_certs": "/path/ca.crt", "verify_certs": true}',
-            },
-        }
+        """Labels and placeholders of the connection form (Airflow 3.1; 3.2+ reads the provider info)."""
+        return ui_field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The typed extra fields of the connection form (Airflow 3.1; 3.2+ reads ``conn-fields``)."""
+        return connection_form_widgets()
 
     # -- clients --------------------------------------------------------------------------------------
 
