@@ -113,18 +113,30 @@ class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
             timeout=self.request_timeout,
             max_queue_wait=self.max_queue_wait,
         )
-        self.log.info("%s: %s", self.deployment_id, result.describe())
-        return self.summarize(result)
+        return self.summarize(result)  # batch_infer logged the totals
 
     def summarize(self, result: BatchResult) -> dict[str, Any]:
         """The XCom value: the summary, plus the output path or (small batches) the results."""
         summary = result.summary()
+        kept = []
         if self.output_path:
             write_jsonl(self.output_path, result.results)
             summary["output_path"] = self.output_path
+            kept.append(f"written to {self.output_path} (JSON Lines, one per document, in order)")
         keep = self.return_results
         if keep is True or (keep == "auto" and not self.output_path and result.docs <= SMALL_BATCH):
             summary["results"] = result.results
+            kept.append("in the XCom under 'results'")
+        if kept:
+            self.log.info("Results of %d document(s): %s", result.docs, "; ".join(kept))
+        else:
+            why = "return_results=False" if keep is False else f"more than {SMALL_BATCH} documents"
+            self.log.info(
+                "Results of %d document(s) not kept: no output_path, and %s keeps them out of the XCom "
+                "(set output_path to keep them)",
+                result.docs,
+                why,
+            )
         return summary
 
 
