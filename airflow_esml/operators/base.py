@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from airflow_esml.links import TrainedModelsLink
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
+
     from airflow_esml.hooks.ml import ElasticsearchMLHook
 
 
@@ -24,3 +28,13 @@ class ElasticsearchMLTaskMixin:
 
         quiet_transport()  # the task log shows the provider's lines, not one per HTTP request
         return ElasticsearchMLHook(self.elasticsearch_conn_id)
+
+    def persist_kibana_link(self, context: Context | dict[str, Any], deployment_id: str) -> None:
+        """Keep the "Kibana trained models" link of ``deployment_id`` for this task, when the connection has a
+        ``kibana_url`` extra (the operator lists :class:`~airflow_esml.links.TrainedModelsLink` in its
+        ``operator_extra_links``).
+
+        :param context: the task's context (its ``ti`` stores the link).
+        :param deployment_id: the deployment the link filters on.
+        """
+        TrainedModelsLink.persist(context, self.hook.kibana_url, deployment_id)

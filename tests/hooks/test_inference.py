@@ -71,6 +71,8 @@ class FakeML:
 
 
 class FakeHook:
+    kibana_url = None  # no link to Kibana
+
     def __init__(self, ml: FakeML, deployment: DeploymentStatus | Exception) -> None:
         self.ml = ml
         self.deployment = deployment
