@@ -9,7 +9,6 @@ another run still holds a lease on it. Several runs of this DAG, or of other DAG
 from __future__ import annotations
 
 import os
-import tempfile
 
 import pendulum
 from airflow.sdk import DAG, Param
@@ -26,8 +25,9 @@ def documents(context: dict, jinja_env: object = None) -> list[str]:
     return [f"document number {i}" for i in range(context["params"]["documents"])]
 
 
-#: where the results go unless the ``output_dir`` param says otherwise: one JSON Lines file per run
-OUTPUT_DIR = os.path.join(tempfile.gettempdir(), "esml_batch_inference")
+#: where the results go unless the ``output_dir`` param says otherwise (one JSON Lines file per run): in the
+#: Airflow home (``AIRFLOW_HOME``, by default ``~/airflow``)
+OUTPUT_DIR = os.path.join(os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow"), "esml_batch_inference")
 
 DOC_MD = f"""
 ### Batch inference on a deployment scaled up for the batch
@@ -38,7 +38,8 @@ releases the lease as a teardown that runs even when the inference fails: the de
 baseline unless another run still holds a lease on it.
 
 **Params**: `deployment_id` (default `my-e5`), `allocations` (4), `documents` (2000), `output_dir` (default
-`{OUTPUT_DIR}`): the results are written to `<output_dir>/<run id>.jsonl`, one JSON result per document, in order.
+`$AIRFLOW_HOME/esml_batch_inference`, here `{OUTPUT_DIR}`): the results are written to
+`<output_dir>/<run id>.jsonl`, one JSON result per document, in order.
 
 **Against the simulator** (no cluster needed; `pip install "airflow-esml[testing]"`): start one simulator that
 serves every example DAG's deployments, point the default connection at it, and run the DAG:

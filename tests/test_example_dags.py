@@ -36,9 +36,9 @@ def test_batch_inference_scales_up_infers_and_restores(airflow_db, sim, tmp_path
     ] == str(results)
 
 
-def test_batch_inference_restores_even_when_inference_fails(airflow_db, sim):
+def test_batch_inference_restores_even_when_inference_fails(airflow_db, sim, tmp_path):
     sim.inject_fault(endpoint="infer", status=503, times=1000)
-    run = load("esml_batch_inference").test(run_conf={"allocations": 3, "documents": 20})
+    run = load("esml_batch_inference").test(run_conf={"allocations": 3, "documents": 20, "output_dir": str(tmp_path)})
     assert run.state == "failed"
     assert sim.cluster.target("my-e5") == 1
     assert max(value for _, value in sim.audit.target_history("my-e5")) == 3

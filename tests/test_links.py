@@ -51,7 +51,7 @@ def test_every_task_that_names_a_deployment_offers_the_link() -> None:
         assert [link.name for link in operator.operator_extra_links] == [TrainedModelsLink.name], operator
 
 
-def test_scaled_deployment_and_batch_inference_tasks_keep_the_link(airflow_db, sim, monkeypatch):
+def test_scaled_deployment_and_batch_inference_tasks_keep_the_link(airflow_db, sim, monkeypatch, tmp_path):
     import importlib
 
     port = int(sim.url.rsplit(":", 1)[1])
@@ -59,7 +59,7 @@ def test_scaled_deployment_and_batch_inference_tasks_keep_the_link(airflow_db, s
             "extra": {"kibana_url": "https://kibana.example.com"}}  # fmt: skip
     monkeypatch.setenv(CONN_ENV, json.dumps(conn))
     dag = importlib.import_module("example_dags.esml_batch_inference").dag
-    run = dag.test(run_conf={"allocations": 2, "documents": 20})
+    run = dag.test(run_conf={"allocations": 2, "documents": 20, "output_dir": str(tmp_path)})
     assert run.state == "success"
     url = "https://kibana.example.com/app/ml/trained_models?_a=(trained_models:(queryText:'my-e5'))"
     links = {}
