@@ -37,8 +37,10 @@ test-min: $(STAMP_MIN)
 test-e2e: venv
 	$(BIN)/python -m pytest -m e2e
 
+# make demo DAG=esml_ab_test runs another example DAG (default: esml_batch_inference)
+DAG ?= esml_batch_inference
 demo: venv
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(DAG)
 
 bench: venv
 	$(BIN)/python -m benchmarks

@@ -18,18 +18,44 @@ from airflow.sdk import DAG, Param, task
 from airflow_esml.operators.deployment import UpdateDeploymentOperator
 from airflow_esml.operators.inference import BatchInferenceOperator
 
+DOC_MD = """
+### A/B test of capacity: two deployments of one model, different allocation counts, the same documents
+
+**scale_a** and **scale_b** (setups) scale `deployment_a` and `deployment_b` to their allocations, gradually
+(at most 2 at a time) and only as far as the ML nodes allow; **documents** makes `documents` placeholder
+sentences; **infer_a** and **infer_b** send them through each deployment; **compare** prints and returns both
+throughputs side by side (measured docs/s, and Elasticsearch's inferences per minute and average time);
+**restore_a** and **restore_b** (teardowns) put both deployments back to their previous counts, also when a task
+in between fails.
+
+**Params**: `deployment_a` (default `my-e5-a`), `deployment_b` (`my-e5-b`), `allocations_a` (1),
+`allocations_b` (4), `documents` (400). Both deployments must exist: start the model twice with
+`deployment_id=...`.
+
+**Against the simulator** (no cluster needed; `pip install "airflow-esml[testing]"`): start one simulator that
+serves every example DAG's deployments, point the default connection at it, and run the DAG:
+
+```
+python -m airflow_esml.testing.simulator --port 9200 --ml-node ml-node-1:8 --ml-node ml-node-2:8 \\
+    --deploy my-e5:1 --deploy my-e5-a=my-e5:1 --deploy my-e5-b=my-e5:1
+export AIRFLOW_CONN_ELASTICSEARCH_DEFAULT=elasticsearch://127.0.0.1:9200/http
+airflow dags test esml_ab_test
+```
+"""
+
 with DAG(
     dag_id="esml_ab_test",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     params={
-        "deployment_a": Param("my-e5-a", type="string"),
-        "deployment_b": Param("my-e5-b", type="string"),
-        "allocations_a": Param(1, type="integer", minimum=1),
-        "allocations_b": Param(4, type="integer", minimum=1),
-        "documents": Param(400, type="integer", minimum=1),
+        "deployment_a": Param("my-e5-a", type="string", description="the first deployment of the model"),
+        "deployment_b": Param("my-e5-b", type="string", description="the second deployment of the same model"),
+        "allocations_a": Param(1, type="integer", minimum=1, description="allocations of deployment_a"),
+        "allocations_b": Param(4, type="integer", minimum=1, description="allocations of deployment_b"),
+        "documents": Param(400, type="integer", minimum=1, description="placeholder documents each deployment infers"),
     },
+    doc_md=DOC_MD,
     tags=["example", "elasticsearch-ml"],
 ) as dag:
     # [START howto_ab_test]

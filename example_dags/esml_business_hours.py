@@ -44,21 +44,59 @@ WINDOW = {
     "weekdays": "{{ params.weekdays }}",
 }
 
+DOC_MD = f"""
+### Business-hours capacity: a reservation of allocations for the working day
+
+Runs twice a working day, at `start_hour` minus `lead_minutes` and at `end_hour` in `timezone` (the schedule is
+built from the params' defaults). **reserve** takes the reservation of the window the run is in, so the
+allocations are started when the window opens (skipped outside a window: the evening run);
+**end_reservation** ends the window that ended last, leaving `off_hours_allocations` if above 0. Batch runs that
+lease the same deployment get `max(baseline, every live lease)`; a reservation whose evening run never came
+expires by itself 15 minutes after its window.
+
+**Params**: `deployment_id` (default `my-e5`), `business_allocations` (8), `off_hours_allocations` (0: the
+deployment's baseline), `start_hour` ({START_HOUR}), `end_hour` ({END_HOUR}), `lead_minutes` ({LEAD_MINUTES}),
+`timezone` ({TIMEZONE}), `weekdays` ({WEEKDAYS}, cron day-of-week).
+
+**Against the simulator** (no cluster needed; `pip install "airflow-esml[testing]"`): start one simulator that
+serves every example DAG's deployments, point the default connection at it, and run the DAG:
+
+```
+python -m airflow_esml.testing.simulator --port 9200 --ml-node ml-node-1:8 --ml-node ml-node-2:8 \\
+    --deploy my-e5:1 --deploy my-e5-a=my-e5:1 --deploy my-e5-b=my-e5:1
+export AIRFLOW_CONN_ELASTICSEARCH_DEFAULT=elasticsearch://127.0.0.1:9200/http
+airflow dags test esml_business_hours
+```
+
+Without a date, `airflow dags test` runs at the current time, so **reserve** is skipped outside the window; to
+see it reserve, add the logical date of the next working day's morning run, for example
+`airflow dags test esml_business_hours 2027-01-04T07:30:00+01:00` (a Monday, 07:30 in Amsterdam).
+"""
+
 with DAG(
     dag_id="esml_business_hours",
     schedule=MultipleCronTriggerTimetable(RESERVE_CRON, END_CRON, timezone=TIMEZONE),
     start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
     params={
-        "deployment_id": Param("my-e5", type="string"),
-        "business_allocations": Param(8, type="integer", minimum=1),
-        "off_hours_allocations": Param(0, type="integer", minimum=0, description="0: the deployment's baseline"),
-        "start_hour": Param(START_HOUR, type="integer", minimum=0, maximum=23),
-        "end_hour": Param(END_HOUR, type="integer", minimum=0, maximum=23),
-        "lead_minutes": Param(LEAD_MINUTES, type="integer", minimum=0, maximum=1439),
-        "timezone": Param(TIMEZONE, type="string"),
-        "weekdays": Param(WEEKDAYS, type="string", description="cron day-of-week field"),
+        "deployment_id": Param("my-e5", type="string", description="the deployment to reserve capacity on"),
+        "business_allocations": Param(8, type="integer", minimum=1, description="allocations during the working day"),
+        "off_hours_allocations": Param(
+            0, type="integer", minimum=0, description="allocations after the window; 0: the deployment's baseline"
+        ),
+        "start_hour": Param(START_HOUR, type="integer", minimum=0, maximum=23, description="the window's start"),
+        "end_hour": Param(END_HOUR, type="integer", minimum=0, maximum=23, description="the window's end"),
+        "lead_minutes": Param(
+            LEAD_MINUTES,
+            type="integer",
+            minimum=0,
+            maximum=1439,
+            description="minutes before the window to reserve, so the allocations are started when it opens",
+        ),
+        "timezone": Param(TIMEZONE, type="string", description="the IANA timezone of the hours"),
+        "weekdays": Param(WEEKDAYS, type="string", description="the working days: a cron day-of-week field"),
     },
+    doc_md=DOC_MD,
     tags=["example", "elasticsearch-ml"],
 ) as dag:
     reserve = ReserveDeploymentOperator(

@@ -1,14 +1,18 @@
-"""``make demo``: run ``esml_batch_inference`` end to end on the embedded simulator and summarise it.
+"""``make demo [DAG=...]``: run an example DAG end to end on the embedded simulator and summarise it.
 
-Starts the simulator as its own process, initialises a private Airflow home, runs the DAG with Airflow's own
-``airflow dags test`` and reads the simulator's audit log to print allocations before, during and after, the
-time until the allocations were started, and the documents inferred.
+Starts the simulator as its own process (with every example DAG's deployments), initialises a private Airflow
+home, runs the DAG with Airflow's own ``airflow dags test``, reads the simulator's audit log to print each
+deployment's allocations before, during and after, the time until new allocations were started and the
+documents inferred, and ends with the two commands that run the same DAG in your own Airflow. The private
+Airflow home is removed at the end (on a failure, after printing the end of Airflow's output).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,16 +21,26 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from airflow_esml.testing.cli import EXAMPLES_ARGS, EXAMPLES_COMMAND
+
 ROOT = Path(__file__).resolve().parent.parent
-DAG_ID = "esml_batch_inference"
-DEPLOYMENT = "my-e5"
+EXAMPLES = ROOT / "example_dags"
+DAGS = sorted(path.stem for path in EXAMPLES.glob("esml_*.py"))
+DEFAULT_DAG = "esml_batch_inference"
+#: Airflow's output shown when the run fails (the rest goes with the temporary Airflow home)
+TAIL_LINES = 40
+
+
+def simulator_args() -> list[str]:
+    """The examples' simulator on a free port, with allocations that take 2 s to load, seeded."""
+    args = list(EXAMPLES_ARGS)
+    args[args.index("--port") + 1] = "0"
+    return [*args, "--load-seconds", "2", "--seed", "7"]
 
 
 def start_simulator() -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_esml.testing.simulator", "--port", "0",
-         "--ml-node", "ml-node-1:4", "--ml-node", "ml-node-2:4", "--model", DEPLOYMENT,
-         "--deploy", f"{DEPLOYMENT}:1", "--load-seconds", "2", "--seed", "7"],
+        [sys.executable, "-m", "airflow_esml.testing.simulator", *simulator_args()],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -54,35 +68,68 @@ def run_state(log: Path) -> str:
 
 
 def summarise(url: str) -> str:
-    targets = [e for e in audit(url, "target_changed") if e["data"].get("deployment_id") == DEPLOYMENT]
+    """Per deployment the DAG scaled: allocations before / during / after and the wait; then the documents."""
+    changes = audit(url, "target_changed")
     started = [e for e in audit(url, "route_state") if e["data"].get("state") == "started"]
-    inferences = [e for e in audit(url, "inference") if e["data"].get("deployment_id") == DEPLOYMENT]
-    values = [int(e["data"]["new"]) for e in targets]
-    scale_up = next((e for e in targets if int(e["data"]["new"]) > int(e["data"]["old"]) > 0), None)
-    lines = [f"allocations before / during / after: {values[0]} / {max(values)} / {values[-1]}"]
-    if scale_up is not None:
-        ready = [e["at"] for e in started if e["at"] >= scale_up["at"]]
-        if ready:
-            lines.append(f"time until the new allocations were started: {max(ready) - scale_up['at']:.1f}s")
-    docs = sum(int(e["data"].get("docs", 0)) for e in inferences)
+    lines = []
+    for deployment in dict.fromkeys(e["data"].get("deployment_id") for e in changes):
+        targets = [e for e in changes if e["data"].get("deployment_id") == deployment]
+        values = [int(e["data"]["new"]) for e in targets]
+        if len(set(values)) < 2:
+            continue  # started at boot and left alone
+        line = f"{deployment}: allocations before / during / after: {values[0]} / {max(values)} / {values[-1]}"
+        scale_up = next((e for e in targets if int(e["data"]["new"]) > int(e["data"]["old"]) > 0), None)
+        ready = [e["at"] for e in started if scale_up is not None and e["at"] >= scale_up["at"]]
+        if scale_up is not None and ready:
+            line += f"; the new allocations were started {max(ready) - scale_up['at']:.1f}s after the scale-up"
+        lines.append(line)
+    docs: dict[str, int] = {}
+    for event in audit(url, "inference"):
+        name = event["data"].get("deployment_id")
+        docs[name] = docs.get(name, 0) + int(event["data"].get("docs", 0))
     calls = [e for e in audit(url, "request") if e["data"].get("endpoint") == "infer"]
-    if calls:  # from the first request's arrival to the last response
+    if calls and docs:  # from the first request's arrival to the last response
         span = max(e["at"] for e in calls) - min(e["at"] - e["data"]["duration"] for e in calls)
-        lines.append(f"documents inferred: {docs} in {span:.2f}s, {docs / span:.0f} docs/s")
-    return "\n".join(lines)
+        total = sum(docs.values())
+        each = ", ".join(f"{name} {count}" for name, count in docs.items())
+        lines.append(f"documents inferred: {total} ({each}) in {span:.2f}s, {total / span:.0f} docs/s")
+    return "\n".join(lines) or "no deployment was scaled and no document inferred"
 
 
-def main() -> int:
+def own_airflow_lines(dag_id: str) -> list[str]:
+    """The two commands that run ``dag_id`` in your own Airflow: the simulator, then the DAG."""
+    conn = "AIRFLOW_CONN_ELASTICSEARCH_DEFAULT=elasticsearch://127.0.0.1:9200/http"
+    return [EXAMPLES_COMMAND, f"{conn} AIRFLOW__CORE__DAGS_FOLDER={EXAMPLES} airflow dags test {dag_id}"]
+
+
+def results_line(folder: Path) -> str | None:
+    """How many results the DAG kept in ``folder``, or None when it kept none."""
+    files = sorted(folder.glob("*.jsonl"))
+    if not files:
+        return None
+    count = sum(len(path.read_text().splitlines()) for path in files)
+    return f"results kept: {count} JSON lines in {', '.join(path.name for path in files)} (removed with the home)"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("dag_id", nargs="?", default=DEFAULT_DAG, choices=DAGS, help=f"default: {DEFAULT_DAG}")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    dag_id = parse_args(argv).dag_id
     home = Path(tempfile.mkdtemp(prefix="esml-demo-airflow-"))
     log = home / "demo.log"
     proc, url = start_simulator()
+    ok = False
     try:
-        print(f"simulator listening on {url}; Airflow home {home}; Airflow output in {log}")
+        print(f"simulator listening on {url}; temporary Airflow home {home} (removed at the end)")
         env = {
             **os.environ,
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES),
             "AIRFLOW_CONN_ELASTICSEARCH_DEFAULT": json.dumps(
                 {"conn_type": "elasticsearch", "host": url.split("://")[1].split(":")[0],
                  "port": int(url.rsplit(":", 1)[1]), "schema": "http"}
@@ -90,18 +137,29 @@ def main() -> int:
         }  # fmt: skip
         print("initialising the Airflow metadata database ...")
         if run_airflow(env, "db", "migrate", log=log):
-            print(f"airflow db migrate failed; see {log}")
+            print("airflow db migrate failed")
             return 1
-        print(f"running {DAG_ID} with airflow dags test ...")
+        print(f"running {dag_id} with airflow dags test ...")
         started = time.monotonic()
-        code = run_airflow(env, "dags", "test", DAG_ID, log=log)
+        code = run_airflow(env, "dags", "test", dag_id, log=log)
         state = run_state(log)
         print(f"airflow dags test finished in {time.monotonic() - started:.1f}s: DAG run {state}")
         print(summarise(url))
-        return 0 if code == 0 and state == "successful" else 1
+        kept = results_line(home / dag_id)  # esml_batch_inference keeps its results in the Airflow home
+        if kept:
+            print(kept)
+        ok = code == 0 and state == "successful"
+        return 0 if ok else 1
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if not ok and log.exists():
+            print(f"--- the last {TAIL_LINES} lines of Airflow's output ---")
+            print("\n".join(log.read_text(errors="replace").splitlines()[-TAIL_LINES:]))
+        shutil.rmtree(home, ignore_errors=True)
+        if ok:
+            print(f"\nTo run {dag_id} in your own Airflow, start the simulator in one shell and the DAG in another:")
+            print("\n".join(own_airflow_lines(dag_id)))
 
 
 if __name__ == "__main__":

@@ -22,18 +22,23 @@ def test_example_dag_imports(name):
     assert dag.tags and "elasticsearch-ml" in dag.tags
 
 
-def test_batch_inference_scales_up_infers_and_restores(airflow_db, sim):
-    run = load("esml_batch_inference").test(run_conf={"allocations": 3, "documents": 120})
+def test_batch_inference_scales_up_infers_and_restores(airflow_db, sim, tmp_path):
+    run = load("esml_batch_inference").test(run_conf={"allocations": 3, "documents": 120, "output_dir": str(tmp_path)})
     assert run.state == "success"
     targets = [value for _, value in sim.audit.target_history("my-e5")]
     assert targets[-2:] == [3, 1]  # scaled up for the batch, back to the baseline after it
     inferred = sum(e.data.get("docs", 0) for e in sim.audit.events("inference"))
     assert inferred == 120
+    (results,) = tmp_path.glob("*.jsonl")  # the results are kept: one file for the run, a line per document
+    assert len(results.read_text().splitlines()) == 120
+    assert run.get_task_instance("scaled_deployment.infer").xcom_pull(task_ids="scaled_deployment.infer")[
+        "output_path"
+    ] == str(results)
 
 
-def test_batch_inference_restores_even_when_inference_fails(airflow_db, sim):
+def test_batch_inference_restores_even_when_inference_fails(airflow_db, sim, tmp_path):
     sim.inject_fault(endpoint="infer", status=503, times=1000)
-    run = load("esml_batch_inference").test(run_conf={"allocations": 3, "documents": 20})
+    run = load("esml_batch_inference").test(run_conf={"allocations": 3, "documents": 20, "output_dir": str(tmp_path)})
     assert run.state == "failed"
     assert sim.cluster.target("my-e5") == 1
     assert max(value for _, value in sim.audit.target_history("my-e5")) == 3
@@ -66,3 +71,17 @@ def test_business_hours_reserves_in_the_morning_and_ends_in_the_evening(airflow_
         "end_reservation": "success",
     }
     assert [value for _, value in sim.audit.target_history("my-e5")][-2:] == [4, 1]
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_dag_explains_itself_in_the_ui(name):
+    from airflow_esml.testing.cli import EXAMPLES_COMMAND
+
+    dag = load(name)
+    assert dag.doc_md and dag.doc_md.lstrip().startswith("### ")
+    for param_name, param in dag.params.items():
+        assert param.description, f"{name}: param {param_name} has no description"
+        assert f"`{param_name}`" in dag.doc_md, f"{name}: doc_md does not name param {param_name}"
+    # how to run it against the simulator: the one command that serves every example, and this DAG
+    assert EXAMPLES_COMMAND in dag.doc_md.replace(" \\\n    ", " ")
+    assert f"airflow dags test {name}" in dag.doc_md

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import elasticsearch
 
 from airflow_esml.exceptions import InvalidParameterError, TransientRequestError
-from airflow_esml.hooks.retry import is_transient, translate
+from airflow_esml.hooks.retry import is_transient, quiet_transport, translate
 
 if TYPE_CHECKING:
     from airflow_esml.core.status import DeploymentStatus
@@ -42,6 +42,8 @@ REQUESTS_PER_WORKER = 2
 CONNECTIONS_PER_NODE = 10
 #: attempts for one chunk on 502/503/504 and connection errors (429 has its own, time-bounded, backoff).
 TRANSIENT_ATTEMPTS = 4
+#: seconds between two progress lines of a running batch (the last line, with the totals, comes at its end).
+PROGRESS_INTERVAL = 5.0
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,37 @@ class _Counters:
     rejected: int = 0
 
 
+class Progress:
+    """Logs how far a batch is: documents done of the total, docs/s and the time left, at most every ``interval``.
+
+    :param deployment_id: the deployment, for the log lines.
+    :param total: the documents in the batch.
+    :param interval: the shortest time in seconds between two lines.
+    """
+
+    def __init__(self, deployment_id: str, total: int, interval: float = PROGRESS_INTERVAL) -> None:
+        self.deployment_id = deployment_id
+        self.total = total
+        self.interval = interval
+        self.done = 0
+        self.started = self.reported = time.monotonic()
+
+    def add(self, docs: int) -> None:
+        """Count ``docs`` more documents done; log a line when ``interval`` has passed since the last one."""
+        self.done += docs
+        now = time.monotonic()
+        if now - self.reported >= self.interval and self.done < self.total:
+            self.reported = now
+            log.info("%s: %s", self.deployment_id, self.line(now - self.started))
+
+    def line(self, elapsed: float) -> str:
+        """``1200/2000 documents (60%), 412.0 docs/s, ETA 2s`` after ``elapsed`` seconds."""
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        left = f"ETA {math.ceil((self.total - self.done) / rate)}s" if rate > 0 else "ETA unknown"
+        share = 100 * self.done // self.total if self.total else 100
+        return f"{self.done}/{self.total} documents ({share}%), {rate:.1f} docs/s, {left}"
+
+
 class _Batch:
     """One running batch: chunks, a window of requests in flight, and the results slot per document."""
 
@@ -202,6 +235,7 @@ class _Batch:
         *,
         timeout: str,
         max_queue_wait: float,
+        progress_interval: float = PROGRESS_INTERVAL,
     ) -> None:
         self.client = client
         self.deployment_id = deployment_id
@@ -212,6 +246,7 @@ class _Batch:
         self.results: list[Any] = [None] * len(docs)
         self.window = InFlightWindow(plan.in_flight)
         self.counters = _Counters()
+        self.progress = Progress(deployment_id, len(docs), progress_interval)
         self._next = 0
         self._rng = random.Random()
 
@@ -230,6 +265,7 @@ class _Batch:
             self._next = min(len(self.docs), start + self.plan.chunk_size)
             answers = await self._send(start, self._next)
             self.results[start : start + len(answers)] = answers
+            self.progress.add(len(answers))
 
     async def _send(self, start: int, end: int) -> list[Any]:
         """Send one chunk until it is answered; 429 backs off (up to ``max_queue_wait``), other errors raise."""
@@ -282,8 +318,12 @@ async def abatch_infer(
     in_flight: int | None = None,
     timeout: str = "60s",
     max_queue_wait: float = 600.0,
+    progress_interval: float = PROGRESS_INTERVAL,
 ) -> BatchResult:
     """Infer ``docs`` on the deployment with as many requests in flight as its started capacity takes.
+
+    Logs a progress line at most every ``progress_interval`` seconds and one with the totals at the end; the
+    client's own line per request is kept out of the log (:func:`~airflow_esml.hooks.retry.quiet_transport`).
 
     :param hook: the hook whose async client is used (not closed here).
     :param deployment_id: the deployment to infer with.
@@ -293,14 +333,24 @@ async def abatch_infer(
     :param in_flight: requests in flight (default: two per started allocation x thread).
     :param timeout: Elasticsearch's ``timeout`` of each request.
     :param max_queue_wait: the longest time in seconds one chunk keeps backing off on 429 before failing.
+    :param progress_interval: the shortest time in seconds between two progress lines.
     """
+    quiet_transport()
     batch_docs = normalize_docs(docs, field_name)
     status = await hook.aget_deployment(deployment_id)
     plan = plan_batch(status, len(batch_docs), chunk_size=chunk_size, in_flight=in_flight)
     if status.started_allocations < 1:
         log.warning("%s: no allocation is started; requests will queue until one is", deployment_id)
     client = await hook.aclient()
-    batch = _Batch(client, deployment_id, batch_docs, plan, timeout=timeout, max_queue_wait=max_queue_wait)
+    batch = _Batch(
+        client,
+        deployment_id,
+        batch_docs,
+        plan,
+        timeout=timeout,
+        max_queue_wait=max_queue_wait,
+        progress_interval=progress_interval,
+    )
     started = time.monotonic()
     await batch.run()
     result = BatchResult(

@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from airflow_esml.links import TrainedModelsLink
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
+
     from airflow_esml.hooks.ml import ElasticsearchMLHook
 
 
 class ElasticsearchMLTaskMixin:
-    """The hook of a task that talks to the cluster through ``elasticsearch_conn_id``, built when first used."""
+    """The hook of a task that talks to the cluster through ``elasticsearch_conn_id``, built when first used.
+
+    Building it also quiets the client's per-request INFO lines (:func:`~airflow_esml.hooks.retry.quiet_transport`).
+    """
 
     elasticsearch_conn_id: str
 
     @cached_property
     def hook(self) -> ElasticsearchMLHook:
         from airflow_esml.hooks.ml import ElasticsearchMLHook  # loads the elasticsearch client
+        from airflow_esml.hooks.retry import quiet_transport
 
+        quiet_transport()  # the task log shows the provider's lines, not one per HTTP request
         return ElasticsearchMLHook(self.elasticsearch_conn_id)
+
+    def persist_kibana_link(self, context: Context | dict[str, Any], deployment_id: str) -> None:
+        """Keep the "Kibana trained models" link of ``deployment_id`` for this task, when the connection has a
+        ``kibana_url`` extra (the operator lists :class:`~airflow_esml.links.TrainedModelsLink` in its
+        ``operator_extra_links``).
+
+        :param context: the task's context (its ``ti`` stores the link).
+        :param deployment_id: the deployment the link filters on.
+        """
+        TrainedModelsLink.persist(context, self.hook.kibana_url, deployment_id)

@@ -18,6 +18,7 @@ from airflow_esml.core.params import (
     seconds,
 )
 from airflow_esml.exceptions import InvalidParameterError
+from airflow_esml.links import TrainedModelsLink
 from airflow_esml.operators.base import ElasticsearchMLTaskMixin
 
 if TYPE_CHECKING:
@@ -51,11 +52,14 @@ class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
     :param in_flight: requests in flight; default two per started allocation x thread.
     :param request_timeout: Elasticsearch's ``timeout`` of each ``_infer`` request, e.g. ``"60s"``.
     :param max_queue_wait: seconds a request keeps backing off on 429 before the task fails.
+
+    With a ``kibana_url`` extra on the connection, the task shows a "Kibana trained models" link.
     """
 
     template_fields: Sequence[str] = ("deployment_id", "docs", "elasticsearch_conn_id", "field_name", "output_path")
     template_fields_renderers = {"docs": "json"}
     ui_color = "#c5e8f7"
+    operator_extra_links = (TrainedModelsLink(),)
 
     def __init__(
         self,
@@ -99,6 +103,7 @@ class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
         from airflow_esml.hooks.inference import batch_infer  # loads the elasticsearch client
 
         check_id("deployment_id", self.deployment_id)
+        self.persist_kibana_link(context, self.deployment_id)
         docs = self.resolve_docs(context)
         if not docs:
             self.log.info("No documents to infer")
@@ -113,18 +118,30 @@ class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
             timeout=self.request_timeout,
             max_queue_wait=self.max_queue_wait,
         )
-        self.log.info("%s: %s", self.deployment_id, result.describe())
-        return self.summarize(result)
+        return self.summarize(result)  # batch_infer logged the totals
 
     def summarize(self, result: BatchResult) -> dict[str, Any]:
         """The XCom value: the summary, plus the output path or (small batches) the results."""
         summary = result.summary()
+        kept = []
         if self.output_path:
             write_jsonl(self.output_path, result.results)
             summary["output_path"] = self.output_path
+            kept.append(f"written to {self.output_path} (JSON Lines, one per document, in order)")
         keep = self.return_results
         if keep is True or (keep == "auto" and not self.output_path and result.docs <= SMALL_BATCH):
             summary["results"] = result.results
+            kept.append("in the XCom under 'results'")
+        if kept:
+            self.log.info("Results of %d document(s): %s", result.docs, "; ".join(kept))
+        else:
+            why = "return_results=False" if keep is False else f"more than {SMALL_BATCH} documents"
+            self.log.info(
+                "Results of %d document(s) not kept: no output_path, and %s keeps them out of the XCom "
+                "(set output_path to keep them)",
+                result.docs,
+                why,
+            )
         return summary
 
 

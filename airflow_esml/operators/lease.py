@@ -31,6 +31,7 @@ from airflow_esml.core.params import (
 )
 from airflow_esml.exceptions import EsmlError, LeaseLostError
 from airflow_esml.leases.model import lease_id_for
+from airflow_esml.links import TrainedModelsLink
 from airflow_esml.operators.base import ElasticsearchMLTaskMixin
 from airflow_esml.operators.waiting import AllocationsWaitMixin
 
@@ -68,7 +69,10 @@ class _LeaseOperator(ElasticsearchMLTaskMixin, BaseOperator):
 
 
 class _RunLeaseOperator(_LeaseOperator):
-    """A lease operator that acts on this run's lease of one deployment."""
+    """A lease operator that acts on this run's lease of one deployment; it links to the deployment in Kibana
+    when the connection has a ``kibana_url`` extra."""
+
+    operator_extra_links = (TrainedModelsLink(),)
 
     def __init__(self, *, deployment_id: str, lease_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -141,6 +145,7 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         allocations = positive_int("number_of_allocations", self.number_of_allocations)
         lease_id = self.lease_id(context)
+        self.persist_kibana_link(context, self.deployment_id)
         ti = context["ti"]
         owner: dict[str, Any] = {"dag_id": self.dag_id, "run_id": context["run_id"], "task_id": self.task_id}
         owner["try_number"] = getattr(ti, "try_number", None)
@@ -229,6 +234,7 @@ class KeepDeploymentLeaseOperator(_RunLeaseOperator, BaseSensorOperator):
         self.deferrable = deferrable
 
     def execute(self, context: Context) -> Any:
+        self.persist_kibana_link(context, self.deployment_id)
         if _triggers_run_inline():
             self.log.info("%s: dag.test() runs tasks one at a time: renewing the lease once", self.deployment_id)
             self.poke(context)
@@ -304,6 +310,7 @@ class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         lease_id = self.lease_id(context)
+        self.persist_kibana_link(context, self.deployment_id)
         result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
         if result["target"] is None:
             self.log.info(

@@ -1,7 +1,7 @@
 """Command line of the simulator: ``python -m airflow_esml.testing.simulator`` (or ``-m airflow_esml.testing``).
 
 Prints ``listening on URL`` as its first line, then serves until SIGINT or SIGTERM and exits 0.
-Both commands run :func:`main`.
+Both commands run :func:`main`. :data:`EXAMPLES_COMMAND` starts a simulator on which every example DAG runs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,14 @@ from types import FrameType
 
 from airflow_esml.testing.simulator import Simulator
 
+#: one simulator for every example DAG: ``my-e5`` (batch inference, business hours) and the A/B test's
+#: ``my-e5-a`` and ``my-e5-b``, on two ML nodes large enough for the examples' default allocations
+EXAMPLES_ARGS = (
+    "--port", "9200", "--ml-node", "ml-node-1:8", "--ml-node", "ml-node-2:8",
+    "--deploy", "my-e5:1", "--deploy", "my-e5-a=my-e5:1", "--deploy", "my-e5-b=my-e5:1",
+)  # fmt: skip
+EXAMPLES_COMMAND = "python -m airflow_esml.testing.simulator " + " ".join(EXAMPLES_ARGS)
+
 
 def _node(text: str) -> tuple[str, int]:
     name, sep, processors = text.rpartition(":")
@@ -24,13 +32,20 @@ def _node(text: str) -> tuple[str, int]:
     return name, int(processors)
 
 
-def _deploy(text: str) -> tuple[str, int]:
-    model, sep, allocations = text.rpartition(":")
+DEPLOY_FORM = "[DEPLOYMENT_ID=]MODEL_ID[:ALLOCATIONS]"
+
+
+def _deploy(text: str) -> tuple[str | None, str, int]:
+    """``[DEPLOYMENT_ID=]MODEL_ID[:ALLOCATIONS]`` as (deployment id or None, model id, allocations)."""
+    deployment, named, rest = text.partition("=")
+    if not named:
+        deployment, rest = "", text
+    model, sep, allocations = rest.rpartition(":")
     if not sep:
-        return text, 1
-    if not model or not allocations.isdigit() or int(allocations) < 1:
-        raise argparse.ArgumentTypeError(f"expected MODEL_ID[:ALLOCATIONS] (e.g. my-e5:2), got {text!r}")
-    return model, int(allocations)
+        model, allocations = rest, "1"
+    if (named and not deployment) or not model or not allocations.isdigit() or int(allocations) < 1:
+        raise argparse.ArgumentTypeError(f"expected {DEPLOY_FORM} (e.g. my-e5:2 or my-e5-a=my-e5:1), got {text!r}")
+    return deployment or None, model, int(allocations)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--deploy",
         action="append",
         type=_deploy,
-        metavar="MODEL_ID[:ALLOCATIONS]",
-        help="start a deployment of this model at boot (default 1 allocation); repeatable",
+        metavar=DEPLOY_FORM,
+        help="start a deployment of this model at boot (default 1 allocation), named DEPLOYMENT_ID when given "
+        "(default: the model id), e.g. my-e5-a=my-e5:1; repeatable",
     )
     add(
         "--infer-seconds-per-doc",
@@ -129,8 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     with simulator:
-        for model_id, allocations in args.deploy or []:
-            simulator.start_deployment(model_id, number_of_allocations=allocations)
+        for deployment_id, model_id, allocations in args.deploy or []:
+            simulator.start_deployment(model_id, deployment_id=deployment_id, number_of_allocations=allocations)
         print(f"listening on {simulator.url}", flush=True)
         while not done.wait(0.5):
             pass

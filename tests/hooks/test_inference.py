@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import elasticsearch
@@ -14,6 +16,7 @@ from airflow_esml.exceptions import DeploymentNotFoundError, InvalidParameterErr
 from airflow_esml.hooks.inference import (
     MAX_CHUNK,
     InFlightWindow,
+    Progress,
     abatch_infer,
     batch_infer,
     normalize_docs,
@@ -68,6 +71,8 @@ class FakeML:
 
 
 class FakeHook:
+    kibana_url = None  # no link to Kibana
+
     def __init__(self, ml: FakeML, deployment: DeploymentStatus | Exception) -> None:
         self.ml = ml
         self.deployment = deployment
@@ -213,3 +218,65 @@ def test_a_full_inference_queue_is_backed_off_not_failed(sim: Simulator) -> None
     assert result.results == [fake_result(text) for text in docs]
     assert result.rejected > 0  # the simulator's own queue-full answers
     assert sim.audit.events("inference", deployment_id="tiny-queue", status=429)
+
+
+# -- what a batch logs -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def transport() -> Iterator[logging.Logger]:
+    """The client's request logger with no level set, as in a fresh task process; restored after."""
+    from airflow_esml.hooks.retry import TRANSPORT_LOGGER
+
+    logger = logging.getLogger(TRANSPORT_LOGGER)
+    before = logger.level
+    logger.setLevel(logging.NOTSET)
+    yield logger
+    logger.setLevel(before)
+
+
+async def test_progress_lines_count_documents_rate_and_time_left(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="airflow_esml.hooks.inference")
+    hook = FakeHook(FakeML(workers=2, service=0.001), status(allocations=2))
+    await abatch_infer(hook, "my-e5", texts(200), chunk_size=10, progress_interval=0.0)  # type: ignore[arg-type]
+    lines = [r.getMessage() for r in caplog.records if r.name == "airflow_esml.hooks.inference"]
+    assert lines[0].startswith("my-e5: 10/200 documents (5%), ") and " docs/s, ETA " in lines[0]
+    assert lines[-1].startswith("my-e5: 200 docs in ")  # the totals, once at the end
+    assert not any(line.startswith("my-e5: 200/200") for line in lines)
+
+
+def test_progress_line_wording() -> None:
+    progress = Progress("my-e5", 2000)
+    progress.done = 1200
+    assert progress.line(3.0) == "1200/2000 documents (60%), 400.0 docs/s, ETA 2s"
+    progress.done = 0
+    assert progress.line(3.0) == "0/2000 documents (0%), 0.0 docs/s, ETA unknown"
+
+
+def test_a_2000_document_batch_logs_a_few_lines_and_no_warning(
+    sim: Simulator, caplog: pytest.LogCaptureFixture, transport: logging.Logger
+) -> None:
+    from airflow_esml.hooks.ml import ElasticsearchMLHook
+
+    sim.cluster.update_deployment("my-e5", number_of_allocations=2)
+    sim.cluster.wait_for("my-e5", "fully_allocated")
+    sim.cluster.set_infer_seconds_per_doc(0.001)
+    caplog.set_level(logging.INFO)  # every logger, the client's included
+    result = batch_infer(ElasticsearchMLHook(), "my-e5", texts(2000), progress_interval=0.5)
+    assert result.docs == 2000 and result.requests > 100  # many requests ...
+    assert 1 <= len(caplog.records) < 30, [r.getMessage() for r in caplog.records]  # ... a few lines
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in caplog.records if r.name.startswith("elastic_transport")]
+
+
+def test_the_clients_warnings_still_show(caplog: pytest.LogCaptureFixture, transport: logging.Logger) -> None:
+    from airflow_esml.hooks.retry import TRANSPORT_LOGGER, quiet_transport
+
+    caplog.set_level(logging.INFO)
+    quiet_transport()
+    transport.info("POST http://sim/_ml/trained_models/my-e5/_infer [status:200 duration:0.010s]")
+    transport.warning("Retrying request after failure (attempt 1 of 3)")
+    assert [r.levelname for r in caplog.records if r.name == TRANSPORT_LOGGER] == ["WARNING"]
+    transport.setLevel(logging.DEBUG)  # a deployment that wants every request keeps its choice
+    quiet_transport()
+    assert transport.level == logging.DEBUG

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,46 @@ def test_an_empty_batch_sends_nothing() -> None:
 
 def test_docs_is_templated() -> None:
     assert "docs" in BatchInferenceOperator.template_fields
+
+
+@pytest.mark.parametrize(
+    ("docs", "kwargs", "said"),
+    [
+        (5, {}, "Results of 5 document(s): in the XCom under 'results'"),
+        (5, {"return_results": False}, "Results of 5 document(s) not kept: no output_path, and return_results=False"),
+        (SMALL_BATCH + 1, {}, f"not kept: no output_path, and more than {SMALL_BATCH} documents"),
+        (5, {"output_path": "OUT"}, "Results of 5 document(s): written to OUT"),
+    ],
+)
+def test_the_log_says_where_the_results_went(
+    docs: int, kwargs: dict[str, Any], said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if "output_path" in kwargs:
+        kwargs["output_path"] = str(tmp_path / "results.jsonl")
+        said = said.replace("OUT", kwargs["output_path"])
+    operator(texts(docs), **kwargs).execute({})  # type: ignore[arg-type]
+    assert said in capsys.readouterr().out  # the task's own logger writes to the task log (stdout here)
+
+
+def test_a_2000_document_task_log_is_short_and_has_no_warning(
+    sim: Any, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every logger at INFO (caplog), and the task's own logger (stdout): fewer than 30 lines in all."""
+    from airflow_esml.hooks.retry import TRANSPORT_LOGGER
+
+    transport = logging.getLogger(TRANSPORT_LOGGER)
+    before = transport.level
+    transport.setLevel(logging.NOTSET)  # as in a fresh task process
+    try:
+        sim.cluster.set_infer_seconds_per_doc(0.001)
+        caplog.set_level(logging.INFO)  # every logger
+        summary = BatchInferenceOperator(task_id="infer", deployment_id="my-e5", docs=texts(2000)).execute({})  # type: ignore[arg-type]
+    finally:
+        transport.setLevel(before)
+    assert summary["docs"] == 2000 and summary["requests"] > 100
+    outside = "cannot be called outside of the Task Runner"  # Airflow's, as execute() is called directly here
+    task_lines = [line for line in capsys.readouterr().out.splitlines() if outside not in line]
+    assert any("Results of 2000 document(s) not kept" in line for line in task_lines)
+    assert len(caplog.records) + len(task_lines) < 30, ([r.getMessage() for r in caplog.records], task_lines)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [line for line in task_lines if "warning" in line.lower() or "error" in line.lower()]

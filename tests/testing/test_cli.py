@@ -135,3 +135,38 @@ def test_every_entry_point_runs_the_same_cli(module: str) -> None:
         return result.stdout
 
     assert help_of(module) == help_of("airflow_esml.testing.simulator")
+
+
+def test_cli_deploys_named_deployments_at_boot() -> None:
+    deploys = ("--deploy", "m1", "--deploy", "m1-a=m1:2", "--deploy", "m1-b=m1")
+    with running("--ml-node", "n1:8", "--model", "m1", *deploys, "--load-seconds", "0.01") as (proc, url):
+        stats = _get(url + "/_ml/trained_models/m1/_stats")["trained_model_stats"]
+        allocations = {
+            s["deployment_stats"]["deployment_id"]: s["deployment_stats"]["number_of_allocations"] for s in stats
+        }
+        assert allocations == {"m1": 1, "m1-a": 2, "m1-b": 1}
+        assert _get(url + "/_ml/trained_models/m1-a/_stats")["trained_model_stats"][0]["model_id"] == "m1"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+
+
+@pytest.mark.parametrize("bad", ["=m1:1", "m1-a=", "m1:0", "m1-a=m1:x"])
+def test_cli_rejects_a_bad_deploy_flag(bad: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--deploy", bad])
+    assert exit_info.value.code == 2
+
+
+def test_the_examples_command_serves_every_example_dags_deployments() -> None:
+    from airflow_esml.testing.cli import EXAMPLES_ARGS, EXAMPLES_COMMAND
+
+    args = list(EXAMPLES_ARGS)
+    del args[args.index("--port") : args.index("--port") + 2]  # a free port here, 9200 in the docs
+    with running(*args, "--load-seconds", "0.01") as (proc, url):
+        for deployment_id in ("my-e5", "my-e5-a", "my-e5-b"):  # esml_batch_inference, esml_ab_test, business hours
+            stats = _get(f"{url}/_ml/trained_models/{deployment_id}/_stats")["trained_model_stats"][0]
+            assert stats["deployment_stats"]["deployment_id"] == deployment_id
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    for doc in ("README.md", "docs/simulator.md"):
+        assert EXAMPLES_COMMAND in (ROOT / doc).read_text(), doc
