@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import elasticsearch
 
 from airflow_esml.exceptions import InvalidParameterError, TransientRequestError
-from airflow_esml.hooks.retry import is_transient, quiet_transport, translate
+from airflow_esml.hooks.retry import is_transient, translate
 
 if TYPE_CHECKING:
     from airflow_esml.core.status import DeploymentStatus
@@ -323,7 +323,7 @@ async def abatch_infer(
     """Infer ``docs`` on the deployment with as many requests in flight as its started capacity takes.
 
     Logs a progress line at most every ``progress_interval`` seconds and one with the totals at the end; the
-    client's own line per request is kept out of the log (:func:`~airflow_esml.hooks.retry.quiet_transport`).
+    client's own line per request is kept out of the log (the hook's clients are built quiet).
 
     :param hook: the hook whose async client is used (not closed here).
     :param deployment_id: the deployment to infer with.
@@ -335,7 +335,6 @@ async def abatch_infer(
     :param max_queue_wait: the longest time in seconds one chunk keeps backing off on 429 before failing.
     :param progress_interval: the shortest time in seconds between two progress lines.
     """
-    quiet_transport()
     batch_docs = normalize_docs(docs, field_name)
     status = await hook.aget_deployment(deployment_id)
     plan = plan_batch(status, len(batch_docs), chunk_size=chunk_size, in_flight=in_flight)

@@ -16,7 +16,7 @@ from airflow_esml.core.params import DEFAULT_CONN_ID, DEFAULT_REQUEST_TIMEOUT, c
 from airflow_esml.core.status import AdaptiveAllocations, DeploymentStatus, parse_deployment_status
 from airflow_esml.exceptions import DeploymentNotFoundError, EsmlError
 from airflow_esml.hooks.connection import client_kwargs
-from airflow_esml.hooks.retry import RetryPolicy, attempt_timeout
+from airflow_esml.hooks.retry import RetryPolicy, attempt_timeout, quiet_transport
 
 ClientT = TypeVar("ClientT", Elasticsearch, AsyncElasticsearch)
 
@@ -72,6 +72,7 @@ class ElasticsearchMLHook(BaseHook):
 
     def _client_kwargs(self, conn: Any, extras: Mapping[str, Any]) -> dict[str, Any]:
         kwargs = client_kwargs(conn, extras)
+        quiet_transport()  # task logs show the provider's lines, not the transport's one per request
         self.request_timeout = float(kwargs["request_timeout"])
         if not kwargs["verify_certs"]:
             self.log.warning(

@@ -14,19 +14,14 @@ if TYPE_CHECKING:
 
 
 class ElasticsearchMLTaskMixin:
-    """The hook of a task that talks to the cluster through ``elasticsearch_conn_id``, built when first used.
-
-    Building it also quiets the client's per-request INFO lines (:func:`~airflow_esml.hooks.retry.quiet_transport`).
-    """
+    """The hook of a task that talks to the cluster through ``elasticsearch_conn_id``, built when first used."""
 
     elasticsearch_conn_id: str
 
     @cached_property
     def hook(self) -> ElasticsearchMLHook:
         from airflow_esml.hooks.ml import ElasticsearchMLHook  # loads the elasticsearch client
-        from airflow_esml.hooks.retry import quiet_transport
 
-        quiet_transport()  # the task log shows the provider's lines, not one per HTTP request
         return ElasticsearchMLHook(self.elasticsearch_conn_id)
 
     def persist_kibana_link(self, context: Context | dict[str, Any], deployment_id: str) -> None:

@@ -79,10 +79,8 @@ class LeaseKeeperTrigger(BaseTrigger):
 
     def _store(self) -> LeaseStore:
         from airflow_esml.hooks.ml import ElasticsearchMLHook
-        from airflow_esml.hooks.retry import quiet_transport
         from airflow_esml.leases.store import LeaseStore
 
-        quiet_transport()
         hook = ElasticsearchMLHook(self.elasticsearch_conn_id)
         return LeaseStore(hook, index=self.leases_index, lock_ttl=self.lock_ttl)
 

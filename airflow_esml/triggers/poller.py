@@ -62,9 +62,8 @@ HookFactory = Callable[[str], StatsSource]
 def default_hook_factory(conn_id: str) -> StatsSource:
     """A hook that tries each stats request twice: the next poll is only an interval away."""
     from airflow_esml.hooks.ml import ElasticsearchMLHook
-    from airflow_esml.hooks.retry import RetryPolicy, quiet_transport
+    from airflow_esml.hooks.retry import RetryPolicy
 
-    quiet_transport()  # one INFO line per stats request would drown the waits' own lines
     return ElasticsearchMLHook(conn_id, retry=RetryPolicy(attempts=2, initial_wait=0.2, max_wait=1.0))
 
 
