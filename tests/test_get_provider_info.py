@@ -131,13 +131,20 @@ import json
 from airflow.providers_manager import ProvidersManager
 pm = ProvidersManager()
 widgets = {k: (w.field_name, w.is_sensitive) for k, w in pm.connection_form_widgets.items() if "elasticsearch_ml" in k}
-print(json.dumps({"widgets": widgets, "behaviour": pm.field_behaviours.get("elasticsearch_ml")}))
+import importlib.util
+from packaging.version import Version
+from airflow import __version__
+# Airflow 3.2+ reads conn-fields; 3.1 builds the form from the hook's wtforms widgets, when wtforms is there
+typed = Version(__version__).release >= (3, 2) or importlib.util.find_spec("wtforms") is not None
+print(json.dumps({"widgets": widgets, "behaviour": pm.field_behaviours.get("elasticsearch_ml"), "typed": typed}))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     prefix = "extra__elasticsearch_ml__"
     expected = {"api_key", "cloud_id", "ca_certs", "verify_certs", "request_timeout", "kibana_url"}
-    assert {key.removeprefix(prefix) for key in seen["widgets"]} == expected
+    assert {key.removeprefix(prefix) for key in seen["widgets"]} == (expected if seen["typed"] else set())
+    if not seen["typed"]:
+        return  # Airflow 3.1 without the FAB provider's wtforms: the UI shows the standard fields only
     assert [k for k, (_, sensitive) in seen["widgets"].items() if sensitive] == [f"{prefix}api_key"]
     behaviour = seen["behaviour"]
     assert behaviour["relabeling"]["schema"] == "Scheme (http or https)"
