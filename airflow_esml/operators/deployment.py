@@ -132,7 +132,7 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         check_id("deployment_id", self.deployment_id)
         desired = parse_settings(self.number_of_allocations, self.adaptive_allocations)
         max_step, policy = parse_max_step(self.max_step), parse_capacity_policy(self.capacity_policy)
-        TrainedModelsLink.persist(context, self.hook.kibana_url, self.deployment_id)
+        self.persist_kibana_link(context, self.deployment_id)
         held = self._through_leases(desired, policy) if self.honour_leases else None
         if held is not None:
             return self._wait(held) if self.wait_for_completion else held
