@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -11,6 +13,7 @@ from pathlib import Path
 
 # Before anything imports Airflow: a private, throw-away Airflow home for the whole test session.
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="esml-airflow-home-")
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, True)  # removed when the test session's process ends
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).parent.parent / "example_dags")
