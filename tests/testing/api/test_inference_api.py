@@ -320,3 +320,22 @@ def test_ml_stop_refused_for_endpoint_deployments(version: str, refused: bool) -
         )
         forced = call(es, version, "POST", "/_ml/trained_models/ml-dep/deployment/_stop?force=true")
         assert forced == {"stopped": True} and "ml-dep" not in simulator.cluster.deployments
+
+
+def test_update_of_a_default_endpoint_needs_its_deployment() -> None:
+    with sim("9.5.1") as (simulator, es):
+        adaptive = {"enabled": True, "min_number_of_allocations": 2, "max_number_of_allocations": 32}
+        new = {"service_settings": {"adaptive_allocations": adaptive}}
+        with pytest.raises(elasticsearch.NotFoundError) as missing:
+            es.inference.update(inference_id=".elser-2-elasticsearch", inference_config=new)
+        assert missing.value.body["error"]["reason"] == (
+            "Requested model ID [.elser-2-elasticsearch] does not have a matching trained model and thus cannot be "
+            "updated."
+        )
+        es.inference.inference(inference_id=".elser-2-elasticsearch", input="deploy")
+        body = es.inference.update(inference_id=".elser-2-elasticsearch", inference_config=new).body
+        assert body["service_settings"]["adaptive_allocations"] == adaptive
+        assert simulator.cluster.target(".elser-2-elasticsearch") == 2
+        by_task = es.inference.get(task_type="sparse_embedding").body["endpoints"]
+        assert [e["inference_id"] for e in by_task] == [".elser-2-elasticsearch"]
+        assert [e.data["endpoint"] for e in simulator.audit.events("request", method="PUT")] == ["inference_update"] * 2
