@@ -236,8 +236,7 @@ class InferenceApi:
         unrecognized_params(request.path, request.query, {"timeout"})
         timeout = parse_time(request.query.get("timeout", "30s"), "timeout")
         inference_id = request.path_params["inference_id"]
-        task_type = self._task_type(request)
-        assert task_type is not None
+        task_type = self._task_type(request) or "any"
         body = request.body
         if not isinstance(body, dict) or "service" not in body:
             raise bad_request("status_exception", "Inference endpoint configuration is missing [service]")

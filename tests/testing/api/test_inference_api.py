@@ -135,6 +135,11 @@ def test_create_validation_messages() -> None:
                 f"[{reserved}] is a reserved inference Id. Cannot create a new inference endpoint with a reserved Id",
             )
         assert error(es, version, "GET", "/_inference/nope") == (404, "Inference endpoint not found [nope]")
+        for task in "completion", "any":
+            assert error(es, version, "PUT", f"/_inference/{task}/x", E5) == (
+                400,
+                f"The [elasticsearch] service does not support task type [{task}]",
+            )
 
 
 def test_attach_to_an_existing_deployment() -> None:
