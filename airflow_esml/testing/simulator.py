@@ -17,13 +17,16 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from airflow_esml.testing.api.bulk import BulkApi
 from airflow_esml.testing.api.control import ControlApi
 from airflow_esml.testing.api.documents import DocumentStore
 from airflow_esml.testing.api.info import InfoApi
+from airflow_esml.testing.api.ingest import IngestApi
 from airflow_esml.testing.api.ml import MlApi
 from airflow_esml.testing.api.reindex import ByQueryApi
 from airflow_esml.testing.api.tasks import TasksApi
 from airflow_esml.testing.cluster import Cluster
+from airflow_esml.testing.docs.ingest import IngestService
 from airflow_esml.testing.docs.tasks import TaskManager
 from airflow_esml.testing.protocol import AuditLog, EsVersion
 from airflow_esml.testing.server.auth import Authenticator
@@ -94,6 +97,8 @@ class Simulator:
         for model_id in models:
             self.cluster.add_model(model_id)
         self.documents = DocumentStore(audit=self.audit)
+        self.ingest = IngestService.for_cluster(self.cluster, self.documents.find_index)
+        self.documents.ingestor = self.ingest
         self.tasks = TaskManager(
             node_id=self.cluster.data_node_id,
             node_name="es-node-0",
@@ -132,8 +137,13 @@ class Simulator:
             router.add(method, template, handler, name="sim", control=True)
         return router
 
-    def _document_apis(self) -> list[TasksApi | ByQueryApi]:
-        return [TasksApi(self.tasks), ByQueryApi(self.documents, self.tasks)]
+    def _document_apis(self) -> list[TasksApi | ByQueryApi | BulkApi | IngestApi]:
+        return [
+            TasksApi(self.tasks),
+            ByQueryApi(self.documents, self.tasks),
+            BulkApi(self.documents),
+            IngestApi(self.ingest.pipelines),
+        ]
 
     def start(self) -> Simulator:
         """Start serving; returns ``self``."""
