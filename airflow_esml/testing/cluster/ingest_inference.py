@@ -27,8 +27,7 @@ def infer_each(cluster: InferenceOps, ident: str, texts: list[Any]) -> list[Outc
     """Queue one request per text on the deployment ``ident``; wait for the accepted ones.
 
     :param cluster: the cluster model.
-    :param ident: a deployment id, or a model id with a deployment (an inference endpoint of the
-        ``elasticsearch`` service has the deployment id of its inference id).
+    :param ident: a deployment id, a model id with a deployment, or an inference endpoint id (its deployment).
     :param texts: the input texts.
     :return: per text, the result (``{"predicted_value": [...]}``) or the 429 :class:`EsError` of a full queue.
     :raises EsError: for the whole batch: 404 unknown model, 409 not deployed / not allocated, 503 closed.
@@ -37,8 +36,9 @@ def infer_each(cluster: InferenceOps, ident: str, texts: list[Any]) -> list[Outc
         return []
     with cluster.lock:
         now = cluster._advance()
-        dep = cluster._resolve(ident)
-        dep = cluster._await_allocation(ident, dep, now + ALLOCATION_WAIT_SECONDS)
+        endpoint = cluster.inference_endpoints.get(ident)
+        dep = cluster._resolve(endpoint.ml_deployment_id if endpoint is not None else ident)
+        dep = cluster._await_allocation(ident, dep, now + ALLOCATION_WAIT_SECONDS, ALLOCATION_WAIT_SECONDS)
         now = cluster._advance()
         outcomes: list[Outcome] = []
         end, rejected = now, 0
@@ -66,6 +66,7 @@ def infer_each(cluster: InferenceOps, ident: str, texts: list[Any]) -> list[Outc
 def input_field(cluster: InferenceOps, ident: str) -> str:
     """The input field of the model behind a deployment or model id (``text_field`` when unknown)."""
     with cluster.lock:
-        dep = cluster.deployments.get(ident)
+        endpoint = cluster.inference_endpoints.get(ident)
+        dep = cluster.deployments.get(endpoint.ml_deployment_id if endpoint is not None else ident)
         model = cluster.models.get(dep.model_id if dep is not None else ident)
         return model.input_field if model is not None else "text_field"

@@ -10,12 +10,16 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from airflow_esml.testing.cluster.inference_ops import InferenceOps
+from airflow_esml.testing.cluster import Cluster
+from airflow_esml.testing.cluster.endpoint_ops import EndpointService
 from airflow_esml.testing.cluster.ingest_inference import infer_each, input_field
 from airflow_esml.testing.docs.model import Index, WriteOp
 from airflow_esml.testing.docs.pipelines import PipelineStore
 from airflow_esml.testing.docs.processors import IngestDoc
 from airflow_esml.testing.docs.semantic import EndpointLookup, EndpointRef, SemanticText
+
+# How long the first write into a default endpoint's semantic_text field waits for its deployment to start.
+LAZY_DEPLOY_SECONDS = 30.0
 
 
 class IngestService:
@@ -34,14 +38,13 @@ class IngestService:
     @classmethod
     def for_cluster(
         cls,
-        cluster: InferenceOps,
+        cluster: Cluster,
         index_info: Callable[[str], Index | None],
         lookup: EndpointLookup | None = None,
     ) -> IngestService:
         """Pipelines and ``semantic_text`` that infer on ``cluster``'s deployments.
 
-        :param lookup: inference endpoint id -> its deployment; by default an endpoint id is looked up as a
-            deployment id (an ``elasticsearch``-service endpoint's deployment has the endpoint's id).
+        :param lookup: inference endpoint id -> its deployment; by default the cluster's inference endpoints.
         """
         infer = partial(infer_each, cluster)
         pipelines = PipelineStore(infer=infer, input_field=partial(input_field, cluster))
@@ -74,7 +77,20 @@ class IngestService:
                 op.inference_fields = inference or None
 
 
-def deployment_endpoint(cluster: InferenceOps, inference_id: str) -> EndpointRef | None:
-    """An endpoint id served by the deployment of the same id, or ``None``."""
+def deployment_endpoint(cluster: Cluster, inference_id: str) -> EndpointRef | None:
+    """The inference endpoint ``inference_id`` and its deployment, or ``None`` when there is no such endpoint.
+
+    A default endpoint without a deployment yet gets it started first, as its first inference call would
+    (``EndpointService``'s lazy deployment).
+    """
+    service = EndpointService(cluster)
     with cluster.lock:
-        return EndpointRef(inference_id, inference_id) if inference_id in cluster.deployments else None
+        endpoint = cluster.inference_endpoints.get(inference_id)
+        if endpoint is None or endpoint.task_type not in ("text_embedding", "sparse_embedding"):
+            return None
+        lazy = endpoint.default and endpoint.ml_deployment_id not in cluster.deployments
+        if lazy:
+            service.ensure_model(endpoint.model_id)
+    if lazy:
+        service._deploy_default(endpoint, LAZY_DEPLOY_SECONDS)
+    return EndpointRef(inference_id, endpoint.ml_deployment_id, endpoint.task_type)

@@ -133,7 +133,7 @@ def test_cancel_stops_between_batches(sim: Simulator, es: elasticsearch.Elastics
 def test_semantic_text_infers_through_the_endpoint(version: str, legacy: bool) -> None:
     compat = int(version[0])
     with Simulator(load_seconds=0.05, seed=5, infer_seconds_per_doc=0.001, es_version=version) as sim:
-        sim.start_deployment("my-e5", deployment_id="my-endpoint", number_of_allocations=1, wait=True)
+        sim.create_endpoint("my-endpoint", "my-e5")
         es = sim.client()
         mappings = {"properties": {"body": {"type": "semantic_text", "inference_id": "my-endpoint"}}}
         raw(es, "PUT", "/sem", body={"mappings": mappings}, compat=compat)
@@ -158,8 +158,38 @@ def test_semantic_text_infers_through_the_endpoint(version: str, legacy: bool) -
         assert sum(n["inference_count"] for n in stats["deployment_stats"]["nodes"]) == 2
 
 
-def test_semantic_text_unknown_endpoint_fails_the_item(es: elasticsearch.Elasticsearch) -> None:
-    es.indices.create(index="sem", mappings={"properties": {"body": {"type": "semantic_text", "inference_id": "nope"}}})
-    answer = es.bulk(index="sem", operations=[{"index": {"_id": "1"}}, {"body": "x"}])
-    item = answer["items"][0]["index"]
-    assert (item["status"], item["error"]["type"]) == (404, "resource_not_found_exception")
+def test_semantic_text_unknown_endpoint_fails_the_item(sim: Simulator, es: elasticsearch.Elasticsearch) -> None:
+    sim.start_deployment("my-e5", deployment_id="not-an-endpoint", wait=True)
+    for inference_id in ("nope", "not-an-endpoint"):
+        mappings = {"properties": {"body": {"type": "semantic_text", "inference_id": inference_id}}}
+        es.indices.create(index=f"sem-{inference_id}", mappings=mappings)
+        answer = es.bulk(index=f"sem-{inference_id}", operations=[{"index": {"_id": "1"}}, {"body": "x"}])
+        item = answer["items"][0]["index"]
+        assert (item["status"], item["error"]["type"]) == (404, "resource_not_found_exception")
+        assert item["error"]["reason"] == f"Inference id [{inference_id}] not found for field [body]"
+
+
+def test_semantic_text_default_endpoint_deploys_lazily(sim: Simulator, es: elasticsearch.Elasticsearch) -> None:
+    es.indices.create(index="sem", mappings={"properties": {"body": {"type": "semantic_text"}}})
+    es.index(index="sem", id="1", document={"body": "hello"})
+    hit = es.search(index="sem", fields=["_inference_fields"])["hits"]["hits"][0]
+    inference = hit["fields"]["_inference_fields"][0]["body"]["inference"]
+    assert inference["inference_id"] == ".elser-2-elasticsearch"
+    assert inference["model_settings"] == {"task_type": "sparse_embedding"}
+    assert ".elser-2-elasticsearch" in sim.cluster.deployments
+
+
+def test_inference_processor_through_an_attached_endpoint(sim: Simulator, es: elasticsearch.Elasticsearch) -> None:
+    sim.start_deployment("my-e5", deployment_id="shared", wait=True)
+    es.inference.put(
+        task_type="text_embedding",
+        inference_id="attached",
+        inference_config={"service": "elasticsearch", "service_settings": {"deployment_id": "shared"}},
+    )
+    es.ingest.put_pipeline(
+        id="p",
+        processors=[{"inference": {"model_id": "attached", "input_output": {"input_field": "t", "output_field": "v"}}}],
+    )
+    es.index(index="x", id="1", document={"t": "hi"}, pipeline="p")
+    assert len(es.get(index="x", id="1")["_source"]["v"]) == 8
+    assert sum(n["inference_count"] for n in node_stats(es, "shared")) == 1
