@@ -156,11 +156,11 @@ class DocumentStore:
             return self.index_info(name) if name in self._indices else None
 
     def snapshot(self, name: str, query: Any) -> list[tuple[str, Doc]]:
-        """The matching documents as they are now (the by-query jobs' point-in-time view)."""
+        """The matching documents as they are now (the by-query jobs' point-in-time view; read-only)."""
         matches = query_matcher(query)
         with self._lock:
             index = self._existing(name)
-            return [(i, copy.deepcopy(d)) for i, d in index.docs.items() if matches(d.source)]
+            return [(i, d) for i, d in index.docs.items() if matches(d.source)]
 
     def put_document(self, index: str, doc_id: str, source: dict[str, Any]) -> None:
         """Store a document without ingest (for system indices such as ``.tasks``)."""
@@ -168,6 +168,9 @@ class DocumentStore:
 
     def execute(self, ops: list[WriteOp], *, ingest: bool = True, refresh: bool = False) -> list[dict[str, Any]]:
         """Run ingest over the index/create ops (outside the lock), then apply every op in order.
+
+        The store keeps the ops' ``source`` objects (stored sources are never changed in place: readers get
+        copies, updates merge into a copy), so callers hand over sources they do not change afterwards.
 
         :param ops: the writes.
         :param ingest: run pipelines and ``semantic_text`` inference.
@@ -237,7 +240,7 @@ class DocumentStore:
         if op.cas is not None:
             self._check_cas(index, op.id, current, op.cas)
         version = current.version + 1 if current else index.deleted_versions.pop(op.id, 0) + 1
-        doc = Doc(copy.deepcopy(source), version, index.take_seq_no(), copy.deepcopy(op.inference_fields))
+        doc = Doc(source, version, index.take_seq_no(), op.inference_fields)
         index.docs[op.id] = doc
         return self._result(index, op, doc, "updated" if current else "created", refresh)
 

@@ -6,6 +6,7 @@ changes the index/create operations of a batch in place (their ``source``, ``inf
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -62,7 +63,7 @@ class IngestService:
             if pipeline not in (None, "_none"):
                 groups.setdefault(str(pipeline), []).append(op)
         for pipeline_id, members in groups.items():
-            docs = [IngestDoc(dict(op.source or {})) for op in members]
+            docs = [IngestDoc(copy.deepcopy(op.source or {})) for op in members]
             self.pipelines.run(pipeline_id, docs)
             for op, doc in zip(members, docs, strict=True):
                 op.source, op.error = doc.source, doc.error
@@ -71,7 +72,7 @@ class IngestService:
             members = [op for op in ops if op.index == name and op.error is None]
             if not fields or not members:
                 continue
-            pairs: list[tuple[dict[str, Any], dict[str, Any]]] = [(op.source or {}, {}) for op in members]
+            pairs: list[tuple[dict[str, Any], dict[str, Any]]] = [(dict(op.source or {}), {}) for op in members]
             for op, (source, inference), error in zip(members, pairs, self.semantic.fill(fields, pairs), strict=True):
                 op.source, op.error = source, error
                 op.inference_fields = inference or None
