@@ -115,6 +115,7 @@ class Simulator:
             node_name="es-node-0",
             store=self.documents.put_document,
             read=self.documents.get,
+            audit=self.audit,
         )
         self.faults = FaultInjector(rng=random.Random(None if seed is None else f"{seed}:faults"), audit=self.audit)
         self._uuid = str(uuid.UUID(int=random.Random(seed).getrandbits(128))) if seed is not None else str(uuid.uuid4())

@@ -27,7 +27,7 @@ def _validation(*errors: str) -> EsError:
 
 
 def parse_slices(raw: str | None, source: Index) -> int:
-    """``slices``: a positive number or ``auto`` (one slice per shard of the source index)."""
+    """``slices``: a positive number or ``auto`` (one slice per shard of the source index with the fewest)."""
     if raw is None:
         return 1
     if raw == "auto":
@@ -142,9 +142,11 @@ class ByQueryApi:
         if errors:
             raise _validation(*errors)
         src_name = source["index"] if isinstance(source["index"], str) else ",".join(source["index"])
-        if src_name == dest["index"]:
+        if dest["index"] in src_name.split(","):
             raise EsError(
-                400, "illegal_argument_exception", f"reindex cannot write into an index its reading from [{src_name}]"
+                400,
+                "illegal_argument_exception",
+                f"reindex cannot write into an index its reading from [{dest['index']}]",
             )
         op_type = dest.get("op_type", "index")
         if op_type not in ("index", "create"):
@@ -188,12 +190,15 @@ class ByQueryApi:
 
     def _run(self, spec: JobSpec, request: SimRequest) -> SimResponse:
         wait = query_bool(request.query, "wait_for_completion", True)
-        source = self._indices.find_index(spec.source)
-        spec.slices = parse_slices(request.query.get("slices"), source or Index(spec.source))
+        sources = [self._indices.find_index(name) for name in spec.sources]
+        found = [s for s in sources if s is not None]
+        fewest = min(found, key=lambda s: s.number_of_shards) if found else Index(spec.source)
+        spec.slices = parse_slices(request.query.get("slices"), fewest)
         if spec.max_docs is not None and spec.max_docs < spec.slices:
             raise _validation(f"[max_docs] should be >= [slices], found [{spec.max_docs}] and [{spec.slices}]")
-        if wait and source is None:
-            self._source_index(spec.source)
+        for name, index in zip(spec.sources, sources, strict=True):
+            if wait and index is None:
+                self._source_index(name)
         job = Job(spec, self.store, self.tasks, store_result=not wait)
         job.start()
         if not wait:

@@ -43,7 +43,11 @@ class TasksApi:
         task = self.tasks.find(task_id)
         if task is not None and query_bool(request.query, "wait_for_completion", False):
             self._wait(task, task_id, request)
-            task = None
+            stored = self.tasks.stored(task_id)
+            if stored is None:  # a task that stores no result: its last info, as TransportGetTaskAction answers
+                assert task.result is not None
+                return SimResponse(200, {"completed": True, "task": task.result["task"]})
+            return SimResponse(200, stored)
         if task is not None:
             return SimResponse(200, {"completed": False, "task": self.tasks.info(task, detailed=True)})
         stored = self.tasks.stored(task_id)

@@ -39,7 +39,7 @@ class JobSpec:
     """A parsed ``_reindex`` or ``_update_by_query`` request.
 
     :param kind: ``reindex`` or ``update_by_query``.
-    :param source: the source index.
+    :param source: the source index (several: comma-separated).
     :param dest: the destination index (the source for update-by-query).
     :param query: the source query.
     :param pipeline: the destination pipeline (``None``: the index's default).
@@ -66,9 +66,13 @@ class JobSpec:
     refresh: bool = False
 
     @property
+    def sources(self) -> list[str]:
+        return self.source.split(",")
+
+    @property
     def description(self) -> str:
         if self.kind == "reindex":
-            return f"reindex from [{self.source}] to [{self.dest}]"
+            return f"reindex from [{', '.join(self.sources)}] to [{self.dest}]"
         return f"update-by-query [{self.source}]"
 
 
@@ -218,7 +222,8 @@ class Job:
         spec = self.spec
         docs = [
             (i, d)
-            for i, d in self.store.snapshot(spec.source, spec.query)
+            for name in spec.sources
+            for i, d in self.store.snapshot(name, spec.query)
             if in_slice(i, state.slice_id or 0, spec.slices)
         ]
         limit = share(spec.max_docs, state.slice_id or 0, spec.slices)
@@ -237,7 +242,7 @@ class Job:
 
     def _op(self, doc_id: str, doc: Doc) -> WriteOp:
         spec = self.spec
-        if spec.kind == "reindex":
+        if spec.kind == "reindex":  # documents of several sources with one id overwrite each other, as in ES
             return WriteOp(spec.op_type, spec.dest, doc_id, source=doc.source, pipeline=spec.pipeline)
         return WriteOp("index", spec.dest, doc_id, source=doc.source, pipeline=spec.pipeline, cas=(doc.seq_no, 1))
 

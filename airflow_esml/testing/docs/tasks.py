@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_esml.testing.protocol import EsError
+from airflow_esml.testing.protocol import AuditLog, EsError
 
 TASKS_INDEX = ".tasks"
 # Every task thread is joined for at most this long when the simulator stops.
@@ -56,6 +56,8 @@ class TaskManager:
     :param node_name: its name.
     :param store: writes a finished task's document into ``.tasks``: ``store(index, id, source)``.
     :param read: reads a ``.tasks`` document: ``read(index, id)`` -> source or ``None``.
+    :param audit: records ``task_started`` (``task_id``, ``action``, ``description``, ``parent``) and
+        ``task_finished`` (``task_id``, ``action``, ``canceled``, ``failures``, ``error``).
     """
 
     def __init__(
@@ -65,9 +67,11 @@ class TaskManager:
         node_name: str,
         store: Callable[[str, str, dict[str, Any]], None],
         read: Callable[[str, str], dict[str, Any] | None],
+        audit: AuditLog | None = None,
     ) -> None:
         self.node_id, self.node_name = node_id, node_name
         self._store, self._read = store, read
+        self._audit = audit or AuditLog()
         self._lock = threading.Lock()
         self._next = 1000
         self._running: dict[int, Task] = {}
@@ -86,6 +90,13 @@ class TaskManager:
             self._next += 1
             task.number = self._next
             self._running[task.number] = task
+        self._audit.record(
+            "task_started",
+            task_id=self.task_id(task),
+            action=task.action,
+            description=task.description,
+            parent=task.parent,
+        )
         return task
 
     def new_task(
@@ -126,6 +137,14 @@ class TaskManager:
             self._store(TASKS_INDEX, self.task_id(task), record)
         with self._lock:
             self._running.pop(task.number, None)
+        self._audit.record(
+            "task_finished",
+            task_id=self.task_id(task),
+            action=task.action,
+            canceled=task.cancel_reason,
+            failures=len((response or {}).get("failures", [])),
+            error=error.get("type") if error else None,
+        )
         task.done.set()
 
     def running(self) -> list[Task]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -163,3 +164,42 @@ def test_stop_joins_running_tasks() -> None:
     sim.stop()
     assert time.monotonic() - started < 2
     assert sim.tasks.running() == []
+
+
+def test_reindex_from_several_sources_and_task_audit(es: elasticsearch.Elasticsearch, simulator: Simulator) -> None:
+    fill(es, "a", 3)
+    es.index(index="b", id="x", document={"text": "other"})
+    es.indices.create(index="c", settings={"number_of_shards": 2})
+    task_id = es.reindex(
+        source={"index": ["a", "b", "c"]}, dest={"index": "d"}, slices="auto", wait_for_completion=False
+    )["task"]
+    done = wait_done(es, task_id)
+    assert done["task"]["description"] == "reindex from [a, b, c] to [d]"
+    assert done["response"]["created"] == 4 and "slices" not in done["response"]  # auto: the fewest shards, 1
+    started = simulator.audit.events("task_started", task_id=task_id)
+    assert [e.data["action"] for e in started] == ["indices:data/write/reindex"]
+    finished = simulator.audit.events("task_finished", task_id=task_id)
+    assert [(e.data["failures"], e.data["canceled"], e.data["error"]) for e in finished] == [(0, None, None)]
+    with pytest.raises(elasticsearch.BadRequestError, match=r"reading from \[b\]"):
+        es.reindex(source={"index": ["a", "b"]}, dest={"index": "b"})
+
+
+def test_waiting_on_a_slice_that_stores_no_result(es: elasticsearch.Elasticsearch) -> None:
+    fill(es, "src", 20)
+    task_id = es.update_by_query(
+        index="src", scroll_size=1, slices=2, requests_per_second=2, wait_for_completion=False
+    )["task"]
+    child = es.tasks.list(parent_task_id=task_id, group_by="none")["tasks"][0]
+    child_id = f"{child['node']}:{child['id']}"
+    answers: list[Any] = []
+    waiter = threading.Thread(
+        target=lambda: answers.append(es.tasks.get(task_id=child_id, wait_for_completion=True, timeout="20s"))
+    )
+    waiter.start()
+    time.sleep(0.3)
+    es.tasks.cancel(task_id=task_id)
+    waiter.join(20)
+    (answer,) = answers
+    assert answer["completed"] is True and "response" not in answer
+    assert answer["task"]["status"]["canceled"] == "by user request"
+    assert wait_done(es, task_id)["response"]["canceled"] == "by user request"
