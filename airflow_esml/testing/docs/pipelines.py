@@ -83,6 +83,8 @@ class PipelineStore:
             if cls is None:
                 raise config_error(kind, None, f"No processor type exists with name [{kind}]")
             config = dict(config or {})
+            if "if" in config:
+                raise config_error(kind, config.get("tag"), "the simulator does not run processor conditions [if]")
             common: dict[str, Any] = {
                 "tag": config.get("tag"),
                 "ignore_failure": bool(config.get("ignore_failure", False)),

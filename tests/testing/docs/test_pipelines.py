@@ -82,7 +82,15 @@ def test_render_templates() -> None:
     assert render(["{{a.b}}-{{{_ingest.on_failure_message}}}", {"k": "{{missing}}"}], doc) == ["1-boom", {"k": ""}]
 
 
-@pytest.mark.parametrize("body", [{}, {"processors": {}}, {"processors": [{"a": {}, "b": {}}]}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"processors": {}},
+        {"processors": [{"a": {}, "b": {}}]},
+        {"processors": [{"set": {"field": "a", "value": 1, "if": "ctx.b == 1"}}]},
+    ],
+)
 def test_bad_bodies(body: dict[str, Any]) -> None:
     with pytest.raises(EsError) as err:
         store(FakeInfer()).put("x", body)
