@@ -41,6 +41,8 @@ CLUSTER_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "manage_own_api_key": ("cluster:admin/xpack/security/api_key/*",),
     "manage_api_key": ("cluster:admin/xpack/security/api_key/*",),
     "monitor": ("cluster:monitor/*",),
+    "read_pipeline": ("cluster:admin/ingest/pipeline/get", "cluster:admin/ingest/pipeline/simulate"),
+    "manage_pipeline": ("cluster:admin/ingest/pipeline/*",),
     "transport_client": ("cluster:monitor/nodes/liveness", "cluster:monitor/state"),
     "manage_security": ("cluster:admin/xpack/security/*",),
     "manage": ("cluster:*",),  # minus the security actions, see _EXCLUDED
@@ -286,6 +288,11 @@ def _on_index(action: str) -> ActionRule:
     return lambda ctx: [Check("index", action, (ctx.params.get("index", ""),))]
 
 
+def _child_actions(ctx: RouteContext) -> list[Check]:
+    """``_bulk`` and ``_reindex``: Elasticsearch authorizes each item or child request, which is not simulated."""
+    return []
+
+
 _TM = "/_ml/trained_models"
 _CREATE_KEY = _cluster("cluster:admin/xpack/security/api_key/create")
 
@@ -349,6 +356,24 @@ ACTIONS: dict[tuple[str, str], ActionRule] = {
     ("GET", "/{}/_refresh"): _on_index("indices:admin/refresh"),
     ("GET", "/{}/_search"): _on_index("indices:data/read/search"),
     ("POST", "/{}/_search"): _on_index("indices:data/read/search"),
+    ("GET", "/{}/_count"): _on_index("indices:data/read/search"),
+    ("POST", "/{}/_count"): _on_index("indices:data/read/search"),
+    ("GET", "/{}/_mapping"): _on_index("indices:admin/mappings/get"),
+    ("POST", "/{}/_update_by_query"): _on_index("indices:data/write/update/byquery"),
+    # ingest pipelines and tasks (PutPipelineTransportAction, GetPipelineAction, TransportGetTaskAction,
+    # TransportCancelTasksAction, TransportListTasksAction)
+    ("PUT", "/_ingest/pipeline/{}"): _cluster("cluster:admin/ingest/pipeline/put"),
+    ("GET", "/_ingest/pipeline/{}"): _cluster("cluster:admin/ingest/pipeline/get"),
+    ("GET", "/_ingest/pipeline"): _cluster("cluster:admin/ingest/pipeline/get"),
+    ("DELETE", "/_ingest/pipeline/{}"): _cluster("cluster:admin/ingest/pipeline/delete"),
+    ("GET", "/_tasks"): _cluster("cluster:monitor/tasks/lists"),
+    ("GET", "/_tasks/{}"): _cluster("cluster:monitor/task/get"),
+    ("POST", "/_tasks/{}/_cancel"): _cluster("cluster:admin/tasks/cancel"),
+    ("POST", "/_bulk"): _child_actions,
+    ("PUT", "/_bulk"): _child_actions,
+    ("POST", "/{}/_bulk"): _child_actions,
+    ("PUT", "/{}/_bulk"): _child_actions,
+    ("POST", "/_reindex"): _child_actions,
 }
 
 
