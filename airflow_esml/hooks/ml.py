@@ -57,6 +57,7 @@ class ElasticsearchMLHook(BaseHook):
         self._async_client: AsyncElasticsearch | None = None
         #: the connection's request timeout (seconds), known once a client is built
         self.request_timeout = DEFAULT_REQUEST_TIMEOUT
+        self._serverless: bool | None = None
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -225,6 +226,20 @@ class ElasticsearchMLHook(BaseHook):
             timeout=timeout,
         )
         return list(response.body["inference_results"])
+
+    def is_serverless(self) -> bool:
+        """Whether the cluster is an Elastic Cloud Serverless project: ``GET /`` reports
+        ``version.build_flavor: "serverless"``. Read once per hook.
+
+        There adaptive allocations are always on and ``_ml/info``, ``_nodes`` and ``_cluster/settings`` answer
+        410; see https://www.elastic.co/docs/deploy-manage/deploy/elastic-cloud/differences-from-other-elasticsearch-offerings.
+        """
+        if self._serverless is None:
+            info = self.retry.call("cluster info", self.client.info).body
+            self._serverless = (info.get("version") or {}).get("build_flavor") == "serverless"
+            if self._serverless:
+                self.log.info("%s: an Elastic Cloud Serverless project", self.elasticsearch_conn_id)
+        return self._serverless
 
     def test_connection(self) -> tuple[bool, str]:
         """Connect and read the cluster's version (used by the Airflow UI's connection test)."""

@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 from airflow_esml.core import capacity
 from airflow_esml.core.metrics import metrics_of
 from airflow_esml.core.params import (
+    DEFAULT_ADAPTIVE_POLICY,
     DEFAULT_CONN_ID,
     DEFAULT_LEASES_INDEX,
     DEFAULT_POLL_INTERVAL,
@@ -55,8 +56,12 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         of this and ``number_of_allocations``. (templated)
     :param elasticsearch_conn_id: the Airflow connection to the cluster. (templated)
     :param adaptive_policy: what to do when ``number_of_allocations`` is given but the deployment has adaptive
-        allocations enabled: ``"fail"`` (default) refuses before changing anything; ``"disable"`` switches
-        adaptive allocations off and sets the count in the same call.
+        allocations enabled: ``"raise_min"`` (default) raises ``min_number_of_allocations`` to the count (and
+        ``max_number_of_allocations`` when it is lower), keeping adaptive allocations on; a paired scale-down
+        passes the XCom ``previous_adaptive_allocations`` as ``adaptive_allocations`` to put back the previous
+        min and max exactly. ``"fail"`` refuses before changing anything; ``"disable"`` switches adaptive
+        allocations off and sets the count in the same call (refused on Serverless, where they are always on).
+        Ignored for a deployment without adaptive allocations.
     :param wait_for_completion: wait until the new allocations are started; the XCom result then also holds
         the deployment's ``metrics`` (throughput, average inference time, pending requests per allocation).
     :param deferrable: wait in the triggerer instead of a worker slot; defaults to
@@ -98,7 +103,7 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         number_of_allocations: int | str | None = None,
         adaptive_allocations: dict[str, Any] | str | None = None,
         elasticsearch_conn_id: str = DEFAULT_CONN_ID,
-        adaptive_policy: str = "fail",
+        adaptive_policy: str = DEFAULT_ADAPTIVE_POLICY,
         wait_for_completion: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = DEFAULT_POLL_INTERVAL,
@@ -148,9 +153,17 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
 
         The result has a ``capacity`` entry when the request was cut to what fits.
         """
-        plan = plan_update(self.hook.get_deployment(self.deployment_id), desired, self.adaptive_policy)
+        serverless = self.hook.is_serverless()
+        current = self.hook.get_deployment(self.deployment_id)
+        plan = plan_update(current, desired, self.adaptive_policy, serverless=serverless)
+        if plan.raised:
+            self.log.info("%s: adaptive allocations stay on; raising their minimum (adaptive_policy='raise_min')",
+                          self.deployment_id)  # fmt: skip
         if not capacity.needs_check(plan, policy):
             return plan, update_result(plan)
+        if serverless:
+            self.log.info("%s: capacity %s", self.deployment_id, capacity.SERVERLESS_UNCHECKED)
+            return plan, {**update_result(plan), "capacity": capacity.unchecked(capacity.SERVERLESS_UNCHECKED)}
         report = self.hook.get_capacity(plan.current, self.autoscaling)
         plan, decision = capacity.apply_capacity(plan, report, policy)
         self.log.info("%s", decision.message)
@@ -278,7 +291,8 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
 
     def _wait(self, result: dict[str, Any]) -> dict[str, Any]:
         """Wait for the new allocations (or defer); the result then also has the final status and metrics."""
-        status = self.wait_for_allocations(result["number_of_allocations"], kwargs={"result": result})
+        needed = result["number_of_allocations"] or result.get("raised_min")
+        status = self.wait_for_allocations(needed, kwargs={"result": result})
         return self._with_metrics({**result, "deployment": status})
 
     def execute_complete(
@@ -298,7 +312,9 @@ def gradual_steps(plan: UpdatePlan, max_step: int | None) -> list[Step]:
 def update_result(plan: UpdatePlan) -> dict[str, Any]:
     """The operator's XCom result: previous and new settings of the deployment."""
     current = plan.current
+    raised = plan.new_settings.adaptive_allocations if plan.raised else None
     return {
+        **({"raised_min": raised.min_number_of_allocations} if raised is not None else {}),
         "deployment_id": current.deployment_id,
         "model_id": current.model_id,
         "previous_number_of_allocations": current.target_allocations,

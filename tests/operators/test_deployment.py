@@ -94,6 +94,25 @@ def test_adaptive_policy_disable_switches_adaptive_off(sim):
     assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"]["enabled"] is False
 
 
+def test_raise_min_is_the_default_and_a_paired_scale_down_restores_exactly(sim):
+    before = {"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 2}
+    sim.cluster.update_deployment("my-e5", adaptive_allocations=before)
+    up = op(number_of_allocations=3, wait_for_completion=True, poll_interval=0.1, timeout=30).execute({})
+    assert up["previous_adaptive_allocations"] == before and up["raised_min"] == 3
+    assert up["adaptive_allocations"] == {
+        "enabled": True,
+        "min_number_of_allocations": 3,
+        "max_number_of_allocations": 3,
+    }
+    stats = sim.cluster.deployment_stats("my-e5")
+    assert stats["adaptive_allocations"]["enabled"] is True and sim.cluster.target("my-e5") == 3
+    assert up["deployment"]["started_allocations"] >= 3
+    assert all(e.data["new"]["enabled"] for e in sim.audit.events("adaptive_changed"))  # adaptive stays on
+    down = op(adaptive_allocations=json.dumps(up["previous_adaptive_allocations"])).execute({})
+    assert down["updated"] is True
+    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"] == before
+
+
 def test_template_fields():
     assert set(UpdateDeploymentOperator.template_fields) == {
         "deployment_id", "number_of_allocations", "adaptive_allocations", "elasticsearch_conn_id",
@@ -116,7 +135,8 @@ BAD_INPUTS = [
      "adaptive_policy must be one of"),
     ({"number_of_allocations": 2, "deployment_id": "no-such"}, DeploymentNotFoundError, "no-such"),
     ({"number_of_allocations": 2, "deployment_id": "low-prio"}, InvalidParameterError, "priority 'low'"),
-    ({"number_of_allocations": 2, "deployment_id": "adaptive"}, InvalidParameterError, "adaptive allocations enabled"),
+    ({"number_of_allocations": 2, "deployment_id": "adaptive", "adaptive_policy": "fail"}, InvalidParameterError,
+     "adaptive allocations enabled"),
     ({"number_of_allocations": 2, "deployment_id": "still-starting"}, DeploymentStateError, "is starting"),
     ({"number_of_allocations": 2, "elasticsearch_conn_id": "nope"}, Exception, "nope"),
     ({"number_of_allocations": 2, "elasticsearch_conn_id": "extra_typo"}, InvalidParameterError, "'verify_cert'"),

@@ -69,9 +69,28 @@ def test_a_retried_acquire_keeps_the_first_baseline(sim):
     assert sim.cluster.target("my-e5") == 1
 
 
-def test_adaptive_baseline_is_switched_off_for_the_lease_and_back_on_after(sim):
+def test_adaptive_baseline_keeps_adaptive_on_with_its_minimum_raised_and_restored_exactly(sim):
     sim.cluster.update_deployment("my-e5", adaptive_allocations=ADAPTIVE)
     result = acquire(number_of_allocations=3).execute(context())
+    assert result["original_baseline"]["adaptive_allocations"] == ADAPTIVE
+    stats = sim.cluster.deployment_stats("my-e5")
+    assert stats["adaptive_allocations"] == {**ADAPTIVE, "enabled": True, "min_number_of_allocations": 3}
+    assert sim.cluster.target("my-e5") >= 3 and result["number_of_allocations"] == 3
+    release().execute(context())
+    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"] == ADAPTIVE
+
+
+def test_adaptive_policy_fail_refuses_the_lease_before_anything_changes(sim):
+    sim.cluster.update_deployment("my-e5", adaptive_allocations=ADAPTIVE)
+    updates = requests_to(sim, "update")
+    with pytest.raises(InvalidParameterError, match="adaptive_policy='fail': nothing was changed"):
+        acquire(number_of_allocations=3, adaptive_policy="fail").execute(context())
+    assert lease_doc(sim) is None and requests_to(sim, "update") == updates
+
+
+def test_adaptive_baseline_is_switched_off_for_the_lease_and_back_on_after(sim):
+    sim.cluster.update_deployment("my-e5", adaptive_allocations=ADAPTIVE)
+    result = acquire(number_of_allocations=3, adaptive_policy="disable").execute(context())
     assert result["original_baseline"]["adaptive_allocations"] == ADAPTIVE
     stats = sim.cluster.deployment_stats("my-e5")
     assert sim.cluster.target("my-e5") == 3
