@@ -1,0 +1,68 @@
+"""UpdateDeploymentOperator when the monitoring APIs of the capacity check are refused (403, 404, 410): it says it
+could not check and why, scales as requested, and records ``{"checked": False, "reason": ...}`` in XCom."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_esml.exceptions import ElasticsearchRequestError
+from airflow_esml.operators.deployment import UpdateDeploymentOperator
+from airflow_esml.testing import Simulator
+from tests.helpers import requests_to
+
+
+def op(**kwargs) -> UpdateDeploymentOperator:
+    kwargs.setdefault("poll_interval", 0.05)
+    kwargs.setdefault("timeout", 30)
+    return UpdateDeploymentOperator(task_id="scale", deployment_id="my-e5", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "status", "api"),
+    [
+        ("nodes", 410, "nodes info (GET _nodes)"),
+        ("nodes", 404, "nodes info (GET _nodes)"),
+        ("settings", 403, "cluster settings (GET _cluster/settings)"),
+        ("settings", 410, "cluster settings (GET _cluster/settings)"),
+    ],
+)
+def test_a_refused_monitoring_api_never_blocks_the_scale_up(
+    sim: Simulator, capsys: pytest.CaptureFixture[str], endpoint: str, status: int, api: str
+) -> None:
+    sim.inject_fault(endpoint=endpoint, status=status)
+    result = op(number_of_allocations=3, wait_for_completion=True).execute({})  # capacity_policy="fail"
+    assert sim.cluster.target("my-e5") == 3 and result["updated"] is True
+    assert result["capacity"]["checked"] is False and set(result["capacity"]) == {"checked", "reason"}
+    assert result["capacity"]["reason"].startswith(f"{api}: ") and str(status) in result["capacity"]["reason"]
+    lines = [line for line in capsys.readouterr().out.splitlines() if "could not check" in line]
+    assert len(lines) == 1 and "warning" in lines[0].lower() and api in lines[0] and "scaling as requested" in lines[0]
+
+
+def test_ml_info_not_found_behind_a_proxy_is_not_a_missing_deployment(sim: Simulator) -> None:
+    """``_nodes`` fails otherwise (500), the fallback ``_ml/info`` answers 404: not "deployment not found"."""
+    sim.inject_fault(endpoint="nodes", status=500)
+    sim.inject_fault(endpoint="ml_info", status=404)
+    result = op(number_of_allocations=2).execute({})
+    assert sim.cluster.target("my-e5") == 2
+    assert result["capacity"]["checked"] is False
+    assert result["capacity"]["reason"].startswith("ML info (GET _ml/info): 404 ")
+
+
+def test_a_given_autoscaling_answer_needs_no_cluster_settings(sim: Simulator) -> None:
+    sim.inject_fault(endpoint="settings", status=403)
+    result = op(number_of_allocations=3, autoscaling=False).execute({})
+    assert "capacity" not in result and requests_to(sim, "settings") == 0 and sim.cluster.target("my-e5") == 3
+
+
+def test_other_errors_of_the_check_still_fail_before_any_change(sim: Simulator) -> None:
+    sim.inject_fault(endpoint="nodes", status=500)
+    sim.inject_fault(endpoint="ml_info", status=400)
+    with pytest.raises(ElasticsearchRequestError, match=r"^ML info \(GET _ml/info\): 400 "):
+        op(number_of_allocations=3).execute({})
+    assert requests_to(sim, "update") == 0 and sim.cluster.target("my-e5") == 1
+
+
+def test_capacity_policy_off_reads_no_monitoring_api(sim: Simulator) -> None:
+    sim.inject_fault(endpoint="nodes", status=403)
+    result = op(number_of_allocations=3, capacity_policy="off").execute({})
+    assert "capacity" not in result and requests_to(sim, "nodes") == 0
