@@ -260,6 +260,8 @@ class CapacityUnchecked:
     warn: bool = True
 
     def describe(self) -> str:
+        if not self.warn:  # expected: nothing to check
+            return f"{self.deployment_id}: capacity not checked: {self.reason}; scaling as requested"
         return f"{self.deployment_id}: could not check the ML nodes' capacity ({self.reason}); scaling as requested"
 
 
@@ -443,9 +445,9 @@ def apply_capacity(
 
 #: why the capacity check is skipped on Elastic Cloud Serverless (its ``_nodes``, ``_ml/info`` and
 #: ``_cluster/settings`` answer 410 there, and the project adds ML resources itself)
-SERVERLESS_UNCHECKED = "not checked: Serverless project autoscales"
+SERVERLESS_REASON = "Serverless project autoscales"
 
 
-def unchecked(reason: str) -> dict[str, Any]:
-    """The XCom ``capacity`` entry of a scale-up whose capacity could not be checked, and why."""
-    return {"checked": False, "reason": reason}
+def serverless_unchecked(deployment_id: str) -> CapacityUnchecked:
+    """The capacity of a Serverless project's deployment: not checked, as expected (no warning)."""
+    return CapacityUnchecked(deployment_id, SERVERLESS_REASON, warn=False)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_esml.core import capacity
+from airflow_esml.core.capacity import CapacityReport, CapacityUnchecked
 from airflow_esml.core.params import (
     DEFAULT_ADAPTIVE_POLICY,
     DEFAULT_LEASES_INDEX,
@@ -374,11 +375,12 @@ class LeaseStore(DocumentLock):
         plan = UpdatePlan(status, decision.body, raised)
         if not capacity.needs_check(plan, policy):
             return decision, None
-        if serverless:
-            log.info("%s: capacity %s", status.deployment_id, capacity.SERVERLESS_UNCHECKED)
-            return decision, capacity.unchecked(capacity.SERVERLESS_UNCHECKED)
-        fitted, found = capacity.apply_capacity(plan, self.hook.get_capacity(status, fit.autoscaling), policy)
-        log.info("%s", found.message)
+        if serverless:  # its _nodes, _ml/info and _cluster/settings answer 410; the project autoscales
+            report: CapacityReport | CapacityUnchecked = capacity.serverless_unchecked(status.deployment_id)
+        else:
+            report = self.hook.get_capacity(status, fit.autoscaling)
+        fitted, found = capacity.apply_capacity(plan, report, policy)
+        (log.warning if found.warn else log.info)("%s", found.message)
         if not found.capped:
             return decision, found.to_dict()
         goal = fitted.new_settings

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_esml.core import capacity
+from airflow_esml.core.capacity import CapacityReport, CapacityUnchecked
 from airflow_esml.core.metrics import metrics_of
 from airflow_esml.core.params import (
     DEFAULT_ADAPTIVE_POLICY,
@@ -165,10 +166,10 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
                           self.deployment_id)  # fmt: skip
         if not capacity.needs_check(plan, policy):
             return plan, update_result(plan)
-        if serverless:
-            self.log.info("%s: capacity %s", self.deployment_id, capacity.SERVERLESS_UNCHECKED)
-            return plan, {**update_result(plan), "capacity": capacity.unchecked(capacity.SERVERLESS_UNCHECKED)}
-        report = self.hook.get_capacity(plan.current, self.autoscaling)
+        if serverless:  # its _nodes, _ml/info and _cluster/settings answer 410; the project autoscales
+            report: CapacityReport | CapacityUnchecked = capacity.serverless_unchecked(self.deployment_id)
+        else:
+            report = self.hook.get_capacity(plan.current, self.autoscaling)
         plan, decision = capacity.apply_capacity(plan, report, policy)
         (self.log.warning if decision.warn else self.log.info)("%s", decision.message)
         result = update_result(plan)

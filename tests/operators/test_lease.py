@@ -9,7 +9,12 @@ from types import SimpleNamespace
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, InvalidParameterError
+from airflow_esml.exceptions import (
+    AllocationsTimeoutError,
+    DeploymentFailedError,
+    InsufficientCapacityError,
+    InvalidParameterError,
+)
 from airflow_esml.operators.lease import (
     AcquireDeploymentLeaseOperator,
     ReapDeploymentLeasesOperator,
@@ -231,3 +236,44 @@ def test_the_keeper_defers_to_the_lease_trigger(sim):
 def test_bad_keeper_settings_fail_when_the_dag_is_parsed(kwargs, fragment):
     with pytest.raises(InvalidParameterError, match=fragment):
         keeper(**kwargs)
+
+
+# -- the capacity check of the lease path (capacity_policy) --------------------------------------------------
+
+
+def test_capacity_fail_fails_fast_when_the_request_can_never_fit(sim):
+    sim.cluster.start_deployment("my-e5", deployment_id="my-e5-b", number_of_allocations=6, wait=True)
+    start = time.monotonic()
+    with pytest.raises(InsufficientCapacityError, match="my-e5: 5 allocations do not fit: the ML nodes can hold 2"):
+        acquire(number_of_allocations=5).execute(context())  # capacity_policy="fail" is the default
+    assert time.monotonic() - start < 10  # no retries of a 429 until they run out
+    assert requests_to(sim, "update") == 0 and sim.cluster.target("my-e5") == 1 and requests_to(sim, "nodes") > 0
+    assert lease_doc(sim) is None  # the lease was released again
+
+
+def test_capacity_fit_gives_the_lease_what_fits(sim):
+    sim.cluster.start_deployment("my-e5", deployment_id="my-e5-b", number_of_allocations=6, wait=True)
+    result = acquire(number_of_allocations=5, capacity_policy="fit").execute(context())
+    assert result["granted_allocations"] == 2 and result["requested_allocations"] == 5
+    assert result["capacity"]["capped"] and result["capacity"]["allowed"] == 2
+    assert sim.cluster.target("my-e5") == 2 and result["leases"][0]["allocations"] == 2
+    release().execute(context())
+    assert sim.cluster.target("my-e5") == 1 and lease_doc(sim) is None
+
+
+def test_capacity_fail_checks_a_raised_adaptive_minimum_but_not_the_kept_maximum(sim):
+    sim.cluster.update_deployment(
+        "my-e5", adaptive_allocations={"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 32}
+    )
+    result = acquire(number_of_allocations=4).execute(context())  # max 32 > 8 processors is the deployment's own
+    assert result["capacity"]["capped"] is False
+    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"]["min_number_of_allocations"] == 4
+    release().execute(context())
+    with pytest.raises(InsufficientCapacityError, match="9 allocations do not fit"):
+        acquire(number_of_allocations=9).execute(context())
+    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"]["min_number_of_allocations"] == 0
+
+
+def test_capacity_off_sends_the_request_unchecked(sim):
+    result = acquire(number_of_allocations=3, capacity_policy=None).execute(context())
+    assert result["capacity"] is None and requests_to(sim, "nodes") == 0
