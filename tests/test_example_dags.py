@@ -85,3 +85,38 @@ def test_example_dag_explains_itself_in_the_ui(name):
     # how to run it against the simulator: the one command that serves every example, and this DAG
     assert EXAMPLES_COMMAND in dag.doc_md.replace(" \\\n    ", " ")
     assert f"airflow dags test {name}" in dag.doc_md
+
+
+ADAPTIVE_ZERO = {"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 2}
+
+
+def test_inference_endpoint_warms_up_infers_and_falls_back_to_its_adaptive_settings(airflow_db, sim, tmp_path):
+    sim.cluster.update_deployment("my-e5", adaptive_allocations=ADAPTIVE_ZERO)
+    conf = {"inference_id": "my-e5", "allocations": 3, "documents": 40, "output_dir": str(tmp_path)}
+    run = load("esml_inference_endpoint").test(run_conf=conf)
+    assert run.state == "success"
+    changes = [e.data["new"] for e in sim.audit.events("adaptive_changed", deployment_id="my-e5")]
+    # raised for the job (adaptive kept on, the maximum raised with the minimum), then put back exactly
+    assert changes[-2:] == [{**ADAPTIVE_ZERO, "min_number_of_allocations": 3, "max_number_of_allocations": 3},
+                            ADAPTIVE_ZERO]  # fmt: skip
+    assert all(change["enabled"] for change in changes)
+    assert sum(e.data.get("docs", 0) for e in sim.audit.events("inference")) == 40
+    (results,) = tmp_path.glob("*.jsonl")
+    assert len(results.read_text().splitlines()) == 40
+
+
+@pytest.mark.parametrize("name", ["esml_batch_inference", "esml_inference_endpoint"])
+def test_on_serverless_only_adaptive_settings_are_sent_and_no_monitoring_api_is_called(
+    airflow_db, sim, tmp_path, monkeypatch, name
+):
+    from airflow_esml.hooks.ml import ElasticsearchMLHook
+
+    monkeypatch.setattr(ElasticsearchMLHook, "is_serverless", lambda self: True)
+    sim.cluster.update_deployment("my-e5", adaptive_allocations=ADAPTIVE_ZERO)
+    conf = {"allocations": 3, "documents": 20, "output_dir": str(tmp_path)}
+    run = load(name).test(run_conf={**conf, "inference_id": "my-e5"} if name == "esml_inference_endpoint" else conf)
+    assert run.state == "success"
+    paths = [e.data["path"] for e in sim.audit.events("request")]
+    assert not [p for p in paths if p.startswith(("/_nodes", "/_ml/info", "/_cluster/settings"))]
+    assert all(e.data["new"]["enabled"] for e in sim.audit.events("adaptive_changed", deployment_id="my-e5"))
+    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"] == ADAPTIVE_ZERO

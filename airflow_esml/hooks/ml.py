@@ -93,7 +93,6 @@ class ElasticsearchMLHook(BaseHook):
         self._server: ServerInfo | None = None
         #: the connection's request timeout (seconds), known once a client is built
         self.request_timeout = DEFAULT_REQUEST_TIMEOUT
-        self._serverless: bool | None = None
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -462,17 +461,12 @@ class ElasticsearchMLHook(BaseHook):
 
     def is_serverless(self) -> bool:
         """Whether the cluster is an Elastic Cloud Serverless project: ``GET /`` reports
-        ``version.build_flavor: "serverless"``. Read once per hook.
+        ``version.build_flavor: "serverless"`` (read once per hook, with :meth:`server_info`).
 
         There adaptive allocations are always on and ``_ml/info``, ``_nodes`` and ``_cluster/settings`` answer
         410; see https://www.elastic.co/docs/deploy-manage/deploy/elastic-cloud/differences-from-other-elasticsearch-offerings.
         """
-        if self._serverless is None:
-            info = self.retry.call("cluster info", self.client.info).body
-            self._serverless = (info.get("version") or {}).get("build_flavor") == "serverless"
-            if self._serverless:
-                self.log.info("%s: an Elastic Cloud Serverless project", self.elasticsearch_conn_id)
-        return self._serverless
+        return self.server_info().serverless
 
     def test_connection(self) -> tuple[bool, str]:
         """Connect and read the cluster's version (used by the Airflow UI's connection test)."""

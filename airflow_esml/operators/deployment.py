@@ -142,6 +142,7 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         desired = parse_settings(self.number_of_allocations, self.adaptive_allocations)
         max_step, policy = parse_max_step(self.max_step), parse_capacity_policy(self.capacity_policy)
         self.persist_kibana_link(context, self.deployment_id)
+        self.hook.ensure_deployed(self.deployment_id, timeout=self.timeout)  # a default endpoint never used yet
         held = self._through_leases(desired, policy) if self.honour_leases else None
         if held is not None:
             return self._wait(held) if self.wait_for_completion else held

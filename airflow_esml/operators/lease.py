@@ -168,6 +168,7 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
         ti = context["ti"]
         owner: dict[str, Any] = {"dag_id": self.dag_id, "run_id": context["run_id"], "task_id": self.task_id}
         owner["try_number"] = getattr(ti, "try_number", None)
+        self.hook.ensure_deployed(self.deployment_id, timeout=self.timeout)  # a default endpoint never used yet
         outcome = self.store.acquire(
             self.deployment_id,
             lease_id,
