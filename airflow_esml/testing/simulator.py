@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 
 from airflow_esml.testing.api.control import ControlApi
 from airflow_esml.testing.api.documents import DocumentStore
+from airflow_esml.testing.api.inference import InferenceApi
 from airflow_esml.testing.api.info import InfoApi
 from airflow_esml.testing.api.ml import MlApi
 from airflow_esml.testing.cluster import Cluster
@@ -118,6 +119,8 @@ class Simulator:
             for method, template, handler in routes:
                 router.add(method, template, handler, name=names[(method, template)])
         router.add_all(MlApi(self.cluster).routes())
+        for method, template, handler, name in InferenceApi(self.cluster).routes():
+            router.add(method, template, handler, name=name)
         for method, template, handler in [*self.faults.routes(), *ControlApi(self.cluster, self.audit).routes()]:
             router.add(method, template, handler, name="sim", control=True)
         return router
