@@ -120,3 +120,16 @@ def test_on_serverless_only_adaptive_settings_are_sent_and_no_monitoring_api_is_
     assert not [p for p in paths if p.startswith(("/_nodes", "/_ml/info", "/_cluster/settings"))]
     assert all(e.data["new"]["enabled"] for e in sim.audit.events("adaptive_changed", deployment_id="my-e5"))
     assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"] == ADAPTIVE_ZERO
+
+
+def test_inference_endpoint_deploys_a_default_endpoint_and_restores_its_settings(airflow_db, sim, tmp_path):
+    e5 = ".multilingual-e5-small-elasticsearch"
+    run = load("esml_inference_endpoint").test(
+        run_conf={"inference_id": e5, "allocations": 2, "documents": 20, "output_dir": str(tmp_path)}
+    )
+    assert run.state == "success"
+    changes = [e.data["new"] for e in sim.audit.events("adaptive_changed", deployment_id=e5)]
+    default = {"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 32}
+    assert changes[-2:] == [{**default, "min_number_of_allocations": 2}, default]
+    # on the newest 9.x the ML update API refuses endpoint deployments: every update went through _inference
+    assert not [e for e in sim.audit.events("request", endpoint="update") if e.data.get("path", "").find(e5) >= 0]

@@ -175,3 +175,18 @@ def test_wrong_credentials_against_a_secured_cluster(tmp_path, monkeypatch):
             op(number_of_allocations=2).execute({})
         assert "a-wrong-key" not in str(excinfo.value) and "the-real-key" not in str(excinfo.value)
         assert secure.cluster.target("my-e5") == 1
+
+
+def test_on_serverless_a_count_raises_the_adaptive_minimum_and_capacity_is_not_checked(sim, monkeypatch, capsys):
+    from airflow_esml.hooks.ml import ElasticsearchMLHook
+
+    monkeypatch.setattr(ElasticsearchMLHook, "is_serverless", lambda self: True)
+    before = {"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 32}
+    sim.cluster.update_deployment("my-e5", adaptive_allocations=before)
+    result = op(number_of_allocations=6).execute({})
+    assert result["capacity"] == {"checked": False, "reason": "Serverless project autoscales"}
+    assert "my-e5: capacity not checked: Serverless project autoscales" in capsys.readouterr().out
+    assert requests_to(sim, "nodes") == 0 and requests_to(sim, "ml_info") == 0
+    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"] == {**before, "min_number_of_allocations": 6}
+    with pytest.raises(InvalidParameterError, match="adaptive_policy='disable' cannot be applied on Elastic Cloud"):
+        op(number_of_allocations=2, adaptive_policy="disable").execute({})
