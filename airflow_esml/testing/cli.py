@@ -7,12 +7,14 @@ Both commands run :func:`main`. :data:`EXAMPLES_COMMAND` starts a simulator on w
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 from airflow_esml.testing.simulator import Simulator
 
@@ -46,6 +48,16 @@ def _deploy(text: str) -> tuple[str | None, str, int]:
     if (named and not deployment) or not model or not allocations.isdigit() or int(allocations) < 1:
         raise argparse.ArgumentTypeError(f"expected {DEPLOY_FORM} (e.g. my-e5:2 or my-e5-a=my-e5:1), got {text!r}")
     return deployment or None, model, int(allocations)
+
+
+def _role(text: str) -> list[str] | dict[str, Any]:
+    """``--restricted-key``'s ROLE: a JSON role descriptor, or comma-separated cluster privileges."""
+    if text.lstrip().startswith("{"):
+        value = json.loads(text)
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a JSON object, got {text!r}")
+        return value
+    return [p.strip() for p in text.split(",") if p.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="behave like an autoscaling cluster: add ML nodes for allocations that do not fit instead "
         "of answering 429",
     )
-    add("--api-key", metavar="KEY", help="require this API key (Authorization: ApiKey KEY)")
+    add("--api-key", metavar="KEY", help="require this API key (Authorization: ApiKey KEY); it may do everything")
+    add(
+        "--restricted-key",
+        action="append",
+        nargs=2,
+        metavar=("KEY", "ROLE"),
+        help="accept also this API key, with only what ROLE grants: comma-separated cluster privileges "
+        '(monitor_ml,manage_ml) or a JSON role descriptor ({"cluster": [...], "indices": [{"names": [...], '
+        '"privileges": [...]}]}); other actions answer Elasticsearch\'s 403; repeatable',
+    )
+    add(
+        "--serverless",
+        action="store_true",
+        help="answer as an Elastic Cloud Serverless project: build_flavor serverless, 410 for _nodes, _ml/info, "
+        "_cluster/settings and the other operator-only APIs, number_of_allocations refused",
+    )
     add(
         "--tls-dir",
         metavar="DIR",
@@ -122,21 +149,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: arguments (default: ``sys.argv[1:]``).
     :return: the exit code.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        restricted = {key: _role(role) for key, role in args.restricted_key or []}
+    except ValueError as exc:
+        parser.error(f"--restricted-key: {exc}")
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
-    simulator = Simulator(
-        ml_nodes=dict(args.ml_node) if args.ml_node else None,
-        models=args.model or ("my-e5",),
-        load_seconds=args.load_seconds,
-        es_version=args.es_version,
-        autoscale=args.autoscale,
-        api_key=args.api_key,
-        tls_dir=args.tls_dir,
-        seed=args.seed,
-        host=args.host,
-        port=args.port,
-        infer_seconds_per_doc=args.infer_seconds_per_doc,
-    )
+    try:
+        simulator = Simulator(
+            ml_nodes=dict(args.ml_node) if args.ml_node else None,
+            models=args.model or ("my-e5",),
+            load_seconds=args.load_seconds,
+            es_version=args.es_version,
+            autoscale=args.autoscale,
+            api_key=args.api_key,
+            tls_dir=args.tls_dir,
+            seed=args.seed,
+            host=args.host,
+            port=args.port,
+            infer_seconds_per_doc=args.infer_seconds_per_doc,
+            api_keys=restricted,
+            serverless=args.serverless,
+        )
+    except ValueError as exc:  # e.g. a privilege the version does not know
+        parser.error(str(exc))
     done = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:

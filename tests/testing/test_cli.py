@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -113,6 +114,8 @@ def test_help_lists_every_flag() -> None:
         "--es-version",
         "--deploy",
         "--infer-seconds-per-doc",
+        "--restricted-key",
+        "--serverless",
     ]
     for flag in flags:
         assert flag in result.stdout
@@ -170,3 +173,37 @@ def test_the_examples_command_serves_every_example_dags_deployments() -> None:
         assert proc.wait(timeout=15) == 0
     for doc in ("README.md", "docs/simulator.md"):
         assert EXAMPLES_COMMAND in (ROOT / doc).read_text(), doc
+
+
+def _status(url: str, key: str) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, headers={"Authorization": f"ApiKey {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_cli_serverless_with_a_restricted_key() -> None:
+    role = '{"cluster": ["monitor_ml"], "indices": [{"names": ["esml-leases"], "privileges": ["read"]}]}'
+    with running("--serverless", "--restricted-key", "ro:secret", role, "--restricted-key", "mon:s2", "monitor") as (
+        proc,
+        url,
+    ):
+        status, body = _status(url + "/", "ro:secret")
+        assert status == 403 and "granted by the cluster privileges [monitor,manage,all]" in body["error"]["reason"]
+        status, body = _status(url + "/", "mon:s2")
+        assert status == 200 and body["version"]["build_flavor"] == "serverless"
+        assert _status(url + "/_ml/info", "mon:s2")[0] == 410
+        assert _status(url + "/_ml/trained_models/_stats", "ro:secret")[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+
+
+def test_cli_refuses_an_unknown_privilege() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_esml.testing.simulator", "--es-version", "8.13.0", "--restricted-key", "k",
+         "manage_inference"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2 and "unknown cluster privilege [manage_inference]" in result.stderr
