@@ -10,6 +10,7 @@ x-pack/plugin/inference/src/main/java/org/elasticsearch/xpack/inference/rest/ (`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_esml.testing.api.ml_params import parse_settings
@@ -172,6 +173,28 @@ def _inputs(body: Any) -> tuple[list[str], str | None]:
         raise bad_request("x_content_parse_exception", "[1:10] [inference_request] failed to parse field [input]")
     query = body.get("query")
     return inputs, str(query) if query is not None else None
+
+
+def create_endpoint(
+    cluster: Cluster,
+    inference_id: str,
+    model_id: str,
+    *,
+    task_type: str,
+    num_allocations: int | None,
+    num_threads: int,
+    adaptive_allocations: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Create an ``elasticsearch`` endpoint from Python, validated as the PUT request would be."""
+    if task_type not in TASK_TYPES:
+        raise ValueError(f"task_type must be one of {', '.join(TASK_TYPES)}, got {task_type!r}")
+    raw: dict[str, Any] = {"model_id": model_id, "num_threads": num_threads}
+    if num_allocations is not None:
+        raw["num_allocations"] = num_allocations
+    if adaptive_allocations is not None:
+        raw["adaptive_allocations"] = dict(adaptive_allocations)
+    settings = parse_create_settings(raw, "elasticsearch", task_type, cluster.version)
+    return EndpointService(cluster).create(inference_id, task_type, "elasticsearch", settings)
 
 
 class InferenceApi:

@@ -125,6 +125,23 @@ class Cluster(InferenceOps):
             else:
                 self.model_load_seconds[model_id] = seconds
 
+    def clear_cache(self, deployment_id: str) -> None:
+        """Empty the deployment's inference cache (``deployment/cache/_clear``); 404 when unknown."""
+        with self.lock:
+            self._advance()
+            dep = self.deployments.get(deployment_id)
+            if dep is None:
+                raise not_found_deployment(deployment_id)
+            dep.cache.clear()
+
+    def set_scale_to_zero(self, seconds: float) -> None:
+        """Idle time before adaptive deployments with minimum 0 scale to zero; samples at least 4 times in it."""
+        if seconds <= 0:
+            raise ValueError(f"scale_to_zero_seconds must be positive, got {seconds}")
+        with self.lock:
+            self.scaler.scale_to_zero_after = seconds
+            self.scaler.interval = min(self.scaler.interval, max(seconds / 4, 0.05))
+
     def set_infer_seconds_per_doc(self, seconds: float) -> None:
         """Service time of one document for requests arriving from now on."""
         with self.lock:

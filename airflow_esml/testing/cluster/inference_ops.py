@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from airflow_esml.testing.cluster.core import ClusterCore
-from airflow_esml.testing.cluster.inference import QueueFullError, fake_result
+from airflow_esml.testing.cluster.inference import QueueFullError, cache_lookup, fake_result
 from airflow_esml.testing.cluster.state import Deployment
 from airflow_esml.testing.cluster.values import format_time
 from airflow_esml.testing.protocol import EsError
@@ -42,6 +42,10 @@ class InferenceOps(ClusterCore):
             dep = self._await_allocation(model_or_deployment_id, dep, deadline, timeout)
             now = self._advance()
             end = self._schedule(dep, len(docs), now, deadline, timeout)
+            hits = cache_lookup(dep.cache, dep.cache_bytes, [str(doc[field]) for doc in docs])
+            if hits:
+                first = min(n for n, r in dep.routes.items() if r.state == "started")
+                dep.engine.record_cache_hits(first, now, hits)
         while (left := end - self._now()) > 0 and not self.closed:
             time.sleep(min(left, 0.05))
         self._check_open()

@@ -112,7 +112,7 @@ class Deployment:
     :param zero_target_state: ``allocation_status.state`` with no allocation and a target of 0: ``starting``
         before PR #114570, ``fully_allocated`` after it.
     :param waiting_for_allocation: inference requests waiting for the scale from zero.
-    :param cache: inputs in the inference cache (only used when ``cache_bytes`` > 0).
+    :param cache: inputs in the inference cache, oldest first (only used when ``cache_bytes`` > 0).
     """
 
     deployment_id: str
@@ -135,7 +135,7 @@ class Deployment:
     max_assigned: int = 0
     zero_target_state: str = "fully_allocated"
     waiting_for_allocation: int = 0
-    cache: set[str] = field(default_factory=set)
+    cache: dict[str, None] = field(default_factory=dict)
 
     def allocation_count(self) -> int:
         """Allocations on ``started`` routes with ``current > 0`` (``calculateAllocationStatus``)."""

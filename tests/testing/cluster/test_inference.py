@@ -185,11 +185,8 @@ def test_adaptive_scale_to_zero_and_back_on_infer() -> None:
     stats = cluster.deployment_stats("my-e5")
     assert stats["number_of_allocations"] == 0
     # 9.x: fully_allocated with target 0 (PR #114570); the assignment stays started with no routes (C3)
-    assert stats["allocation_status"] == {
-        "allocation_count": 0,
-        "target_allocation_count": 0,
-        "state": "fully_allocated",
-    }
+    zero = {"allocation_count": 0, "target_allocation_count": 0, "state": "fully_allocated"}
+    assert stats["allocation_status"] == zero
     assert (stats["state"], stats["nodes"]) == ("started", [])
     assert cluster.infer("my-e5", docs(1))[0]["predicted_value"]
     assert cluster.target("my-e5") == 1
