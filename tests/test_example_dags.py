@@ -105,21 +105,36 @@ def test_inference_endpoint_warms_up_infers_and_falls_back_to_its_adaptive_setti
     assert len(results.read_text().splitlines()) == 40
 
 
-@pytest.mark.parametrize("name", ["esml_batch_inference", "esml_inference_endpoint"])
-def test_on_serverless_only_adaptive_settings_are_sent_and_no_monitoring_api_is_called(
-    airflow_db, sim, tmp_path, monkeypatch, name
-):
-    from airflow_esml.hooks.ml import ElasticsearchMLHook
+@pytest.fixture
+def serverless(monkeypatch):
+    """A simulated Elastic Cloud Serverless project with ``my-e5`` deployed (adaptive: min 0, max 2)."""
+    from airflow_esml.testing import Simulator
+    from tests.conftest import CONN_ENV
 
-    monkeypatch.setattr(ElasticsearchMLHook, "is_serverless", lambda self: True)
-    sim.cluster.update_deployment("my-e5", adaptive_allocations=ADAPTIVE_ZERO)
+    with Simulator(ml_nodes={"ml-node-1": 4, "ml-node-2": 4}, load_seconds=0.3, seed=3, serverless=True) as sim:
+        sim.cluster.start_deployment("my-e5", adaptive_allocations=ADAPTIVE_ZERO, wait=True)
+        monkeypatch.setenv(CONN_ENV, sim.connection_uri())
+        yield sim
+
+
+@pytest.mark.parametrize(
+    ("name", "deployment_id"),
+    [("esml_batch_inference", "my-e5"), ("esml_inference_endpoint", ".multilingual-e5-small-elasticsearch")],
+)
+def test_examples_run_on_serverless_with_no_410(airflow_db, serverless, tmp_path, name, deployment_id):
     conf = {"allocations": 3, "documents": 20, "output_dir": str(tmp_path)}
-    run = load(name).test(run_conf={**conf, "inference_id": "my-e5"} if name == "esml_inference_endpoint" else conf)
+    if name == "esml_inference_endpoint":
+        conf["inference_id"] = deployment_id
+    default_endpoint = {"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 32}
+    before = ADAPTIVE_ZERO if deployment_id == "my-e5" else default_endpoint
+    run = load(name).test(run_conf=conf)
     assert run.state == "success"
-    paths = [e.data["path"] for e in sim.audit.events("request")]
-    assert not [p for p in paths if p.startswith(("/_nodes", "/_ml/info", "/_cluster/settings"))]
-    assert all(e.data["new"]["enabled"] for e in sim.audit.events("adaptive_changed", deployment_id="my-e5"))
-    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"] == ADAPTIVE_ZERO
+    requests = serverless.audit.events("request")
+    assert not [e.data for e in requests if e.data.get("status") in (400, 410)]
+    changes = [e.data["new"] for e in serverless.audit.events("adaptive_changed", deployment_id=deployment_id)]
+    assert changes and all(change["enabled"] for change in changes)  # only adaptive settings were sent
+    assert changes[-2]["min_number_of_allocations"] == 3
+    assert serverless.cluster.deployment_stats(deployment_id)["adaptive_allocations"] == before
 
 
 def test_inference_endpoint_deploys_a_default_endpoint_and_restores_its_settings(airflow_db, sim, tmp_path):
