@@ -277,3 +277,36 @@ def test_capacity_fail_checks_a_raised_adaptive_minimum_but_not_the_kept_maximum
 def test_capacity_off_sends_the_request_unchecked(sim):
     result = acquire(number_of_allocations=3, capacity_policy=None).execute(context())
     assert result["capacity"] is None and requests_to(sim, "nodes") == 0
+
+
+# -- Serverless ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def serverless(monkeypatch):
+    """A simulated Serverless project with ``my-e5`` deployed with adaptive allocations (min 0, max 4)."""
+    from airflow_esml.testing import Simulator
+    from tests.conftest import CONN_ENV
+
+    with Simulator(ml_nodes={"ml-node-1": 4}, load_seconds=0.2, seed=5, serverless=True) as sim:
+        sim.cluster.start_deployment("my-e5", adaptive_allocations={**ADAPTIVE, "min_number_of_allocations": 0},
+                                     wait=True)  # fmt: skip
+        monkeypatch.setenv(CONN_ENV, sim.connection_uri())
+        yield sim
+
+
+def test_on_serverless_the_lease_raises_the_minimum_without_a_capacity_check(serverless):
+    before = serverless.cluster.deployment_stats("my-e5")["adaptive_allocations"]
+    result = acquire(number_of_allocations=3).execute(context())
+    assert result["capacity"] == {"checked": False, "reason": "Serverless project autoscales"}
+    assert serverless.cluster.deployment_stats("my-e5")["adaptive_allocations"]["min_number_of_allocations"] == 3
+    release().execute(context())
+    assert serverless.cluster.deployment_stats("my-e5")["adaptive_allocations"] == before
+    assert not [e for e in serverless.audit.events("request") if e.data.get("status") == 410]
+    assert requests_to(serverless, "nodes") == requests_to(serverless, "ml_info") == 0
+
+
+def test_on_serverless_adaptive_policy_disable_is_refused_before_anything_changes(serverless):
+    with pytest.raises(InvalidParameterError, match="adaptive_policy='disable' cannot be applied on Elastic Cloud"):
+        acquire(number_of_allocations=2, adaptive_policy="disable").execute(context())
+    assert lease_doc(serverless) is None and requests_to(serverless, "update") == 0
