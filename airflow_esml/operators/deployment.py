@@ -28,6 +28,7 @@ from airflow_esml.core.readiness import Verdict, WaitWindow
 from airflow_esml.core.settings import Settings
 from airflow_esml.core.status import DeploymentStatus
 from airflow_esml.core.steps import Step, plan_steps, stopped_message
+from airflow_esml.core.target import Target
 from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, EsmlError
 from airflow_esml.leases.model import goal_settings, held_by_leases
 from airflow_esml.links import TrainedModelsLink
@@ -133,6 +134,7 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         desired = parse_settings(self.number_of_allocations, self.adaptive_allocations)
         max_step, policy = parse_max_step(self.max_step), parse_capacity_policy(self.capacity_policy)
         self.persist_kibana_link(context, self.deployment_id)
+        self.scaled_target(self.deployment_id, deploy_within=self.timeout)
         held = self._through_leases(desired, policy) if self.honour_leases else None
         if held is not None:
             return self._wait(held) if self.wait_for_completion else held
@@ -149,12 +151,13 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         The result has a ``capacity`` entry when the request was cut to what fits.
         """
         plan = plan_update(self.hook.get_deployment(self.deployment_id), desired, self.adaptive_policy)
+        target = self.scaled_target(self.deployment_id)
         if not capacity.needs_check(plan, policy):
-            return plan, update_result(plan)
+            return plan, update_result(plan, target)
         report = self.hook.get_capacity(plan.current, self.autoscaling)
         plan, decision = capacity.apply_capacity(plan, report, policy)
         self.log.info("%s", decision.message)
-        result = update_result(plan)
+        result = update_result(plan, target)
         if decision.capped:
             result["capacity"] = decision.to_dict()
         return plan, result
@@ -295,10 +298,13 @@ def gradual_steps(plan: UpdatePlan, max_step: int | None) -> list[Step]:
     return plan_steps(plan.current.target_allocations, plan.body["number_of_allocations"], max_step)
 
 
-def update_result(plan: UpdatePlan) -> dict[str, Any]:
-    """The operator's XCom result: previous and new settings of the deployment."""
+def update_result(plan: UpdatePlan, target: Target | None = None) -> dict[str, Any]:
+    """The operator's XCom result: previous and new settings of the deployment, and (given its ``target``) the API
+    that scales it: ``managed_by``, ``inference_id``, ``task_type``."""
     current = plan.current
+    through = target.to_xcom() if target else {}
     return {
+        **through,
         "deployment_id": current.deployment_id,
         "model_id": current.model_id,
         "previous_number_of_allocations": current.target_allocations,

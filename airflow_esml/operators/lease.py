@@ -149,9 +149,11 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
         ti = context["ti"]
         owner: dict[str, Any] = {"dag_id": self.dag_id, "run_id": context["run_id"], "task_id": self.task_id}
         owner["try_number"] = getattr(ti, "try_number", None)
+        target = self.scaled_target(self.deployment_id, deploy_within=self.timeout)
         result = self.store.acquire(
             self.deployment_id, lease_id, allocations, ttl=self.lease_ttl, owner=owner, on_drift=self.on_drift
         ).to_dict()
+        result.update(target.to_xcom())
         result["requested_allocations"] = allocations
         self.log.info(
             "%s: lease %s holds %d allocations; the deployment's target is %s (baseline %s)",
@@ -312,6 +314,7 @@ class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
         lease_id = self.lease_id(context)
         self.persist_kibana_link(context, self.deployment_id)
         result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
+        result.update(self.scaled_target(self.deployment_id).to_xcom())
         if result["target"] is None:
             self.log.info(
                 "%s: lease %s left no trace: it was already released (a retry); nothing to do",
