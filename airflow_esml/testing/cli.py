@@ -48,6 +48,30 @@ def _deploy(text: str) -> tuple[str | None, str, int]:
     return deployment or None, model, int(allocations)
 
 
+ENDPOINT_FORM = "[TASK_TYPE/]INFERENCE_ID=MODEL_ID[:ALLOCATIONS]"
+
+
+def _endpoint(text: str) -> dict[str, object]:
+    """``[TASK_TYPE/]INFERENCE_ID=MODEL_ID[:ALLOCATIONS]`` as keyword arguments of ``Simulator.create_endpoint``."""
+    head, sep, rest = text.partition("=")
+    task_type, slash, inference_id = head.rpartition("/")
+    model, colon, allocations = rest.rpartition(":")
+    if not colon:
+        model, allocations = rest, "1"
+    valid_task = not slash or task_type in ("sparse_embedding", "text_embedding", "rerank")
+    if not sep or not inference_id or not model or not allocations.isdigit() or int(allocations) < 1 or not valid_task:
+        raise argparse.ArgumentTypeError(
+            f"expected {ENDPOINT_FORM} with TASK_TYPE sparse_embedding, text_embedding or rerank "
+            f"(e.g. my-ep=my-e5:2 or sparse_embedding/my-elser=.elser_model_2), got {text!r}"
+        )
+    return {
+        "inference_id": inference_id,
+        "model_id": model,
+        "task_type": task_type or "text_embedding",
+        "num_allocations": int(allocations),
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (every flag documented for ``--help``)."""
     parser = argparse.ArgumentParser(
@@ -112,6 +136,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="simulated inference time per document (default: 0.005)",
     )
+    add(
+        "--endpoint",
+        action="append",
+        type=_endpoint,
+        metavar=ENDPOINT_FORM,
+        help="create an inference endpoint of the elasticsearch service at boot, which starts the deployment "
+        "INFERENCE_ID of MODEL_ID (default task type text_embedding, 1 allocation), e.g. "
+        "sparse_embedding/my-elser=.elser_model_2:2; repeatable. Default endpoints (from 8.17) need no flag: "
+        "they deploy on their first inference call",
+    )
+    add(
+        "--scale-to-zero-seconds",
+        type=float,
+        metavar="S",
+        help="idle time after which adaptive deployments with minimum 0 scale to zero "
+        "(default: the version's, 15 minutes before 8.19, 24 hours from 8.19 and 9.1)",
+    )
     add("--log-level", default="WARNING", help="Python logging level for the simulator (default: WARNING)")
     return parser
 
@@ -136,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         infer_seconds_per_doc=args.infer_seconds_per_doc,
+        scale_to_zero_seconds=args.scale_to_zero_seconds,
     )
     done = threading.Event()
 
@@ -147,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with simulator:
         for deployment_id, model_id, allocations in args.deploy or []:
             simulator.start_deployment(model_id, deployment_id=deployment_id, number_of_allocations=allocations)
+        for endpoint in args.endpoint or []:
+            simulator.create_endpoint(**endpoint)
         print(f"listening on {simulator.url}", flush=True)
         while not done.wait(0.5):
             pass

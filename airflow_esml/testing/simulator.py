@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 
 from airflow_esml.testing.api.control import ControlApi
 from airflow_esml.testing.api.documents import DocumentStore
+from airflow_esml.testing.api.inference import InferenceApi, create_endpoint
 from airflow_esml.testing.api.info import InfoApi
 from airflow_esml.testing.api.ml import MlApi
 from airflow_esml.testing.cluster import Cluster
@@ -53,6 +54,10 @@ class Simulator:
     :param host: loopback address to listen on.
     :param port: port to listen on; 0 picks a free port.
     :param infer_seconds_per_doc: simulated inference time per document.
+    :param scale_to_zero_seconds: idle time after which an adaptive deployment with minimum 0 scales to zero
+        (default: the version's, 15 min or 24 h); a short value also shortens the scaler's sampling interval.
+    :param endpoints: inference endpoints to create at construction, each the keyword arguments of
+        :meth:`create_endpoint` (e.g. ``{"inference_id": "my-ep", "model_id": "my-e5"}``).
     """
 
     def __init__(
@@ -70,6 +75,8 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         infer_seconds_per_doc: float = 0.005,
+        scale_to_zero_seconds: float | None = None,
+        endpoints: Iterable[Mapping[str, Any]] = (),
     ) -> None:
         self.version = EsVersion.parse(es_version)
         if self.version < EsVersion(8, 13) or self.version.major > 9:
@@ -90,6 +97,10 @@ class Simulator:
             self.cluster.add_ml_node(name, processors)
         for model_id in models:
             self.cluster.add_model(model_id)
+        if scale_to_zero_seconds is not None:
+            self.cluster.set_scale_to_zero(scale_to_zero_seconds)
+        for endpoint in endpoints:
+            self.create_endpoint(**endpoint)
         self.documents = DocumentStore(audit=self.audit)
         self.faults = FaultInjector(rng=random.Random(None if seed is None else f"{seed}:faults"), audit=self.audit)
         self._uuid = str(uuid.UUID(int=random.Random(seed).getrandbits(128))) if seed is not None else str(uuid.uuid4())
@@ -118,6 +129,8 @@ class Simulator:
             for method, template, handler in routes:
                 router.add(method, template, handler, name=names[(method, template)])
         router.add_all(MlApi(self.cluster).routes())
+        for method, template, handler, name in InferenceApi(self.cluster).routes():
+            router.add(method, template, handler, name=name)
         for method, template, handler in [*self.faults.routes(), *ControlApi(self.cluster, self.audit).routes()]:
             router.add(method, template, handler, name="sim", control=True)
         return router
@@ -233,6 +246,36 @@ class Simulator:
 
     def start_deployment(self, model_id: str, **kwargs: Any) -> dict[str, Any]:
         return self.cluster.start_deployment(model_id, **kwargs)
+
+    def create_endpoint(
+        self,
+        inference_id: str,
+        model_id: str,
+        *,
+        task_type: str = "text_embedding",
+        num_allocations: int | None = 1,
+        num_threads: int = 1,
+        adaptive_allocations: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Create an inference endpoint of the ``elasticsearch`` service as ``PUT _inference/...`` does.
+
+        :param inference_id: the endpoint id (and the id of the deployment it starts).
+        :param model_id: the trained model.
+        :param task_type: ``sparse_embedding``, ``text_embedding`` or ``rerank``.
+        :param num_allocations: fixed allocations (``None`` with ``adaptive_allocations``).
+        :param num_threads: threads per allocation.
+        :param adaptive_allocations: ``{"enabled": True, "min_number_of_allocations": 0, ...}``.
+        :return: the endpoint as the API returns it.
+        """
+        return create_endpoint(
+            self.cluster,
+            inference_id,
+            model_id,
+            task_type=task_type,
+            num_allocations=num_allocations,
+            num_threads=num_threads,
+            adaptive_allocations=adaptive_allocations,
+        )
 
     def inject_fault(
         self,

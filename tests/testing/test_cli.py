@@ -113,6 +113,8 @@ def test_help_lists_every_flag() -> None:
         "--es-version",
         "--deploy",
         "--infer-seconds-per-doc",
+        "--endpoint",
+        "--scale-to-zero-seconds",
     ]
     for flag in flags:
         assert flag in result.stdout
@@ -170,3 +172,35 @@ def test_the_examples_command_serves_every_example_dags_deployments() -> None:
         assert proc.wait(timeout=15) == 0
     for doc in ("README.md", "docs/simulator.md"):
         assert EXAMPLES_COMMAND in (ROOT / doc).read_text(), doc
+
+
+def test_cli_creates_endpoints_at_boot_and_sets_the_scale_to_zero_time() -> None:
+    endpoints = ("--endpoint", "ep=m1:2", "--endpoint", "sparse_embedding/elser=.elser_model_2")
+    args = ("--ml-node", "n1:8", "--model", "m1", *endpoints, "--load-seconds", "0.01", "--scale-to-zero-seconds", "60")
+    with running(*args) as (proc, url):
+        listed = {e["inference_id"]: e for e in _get(url + "/_inference/_all")["endpoints"]}
+        assert listed["ep"]["task_type"] == "text_embedding"
+        assert listed["ep"]["service_settings"]["num_allocations"] == 2
+        assert listed["elser"]["task_type"] == "sparse_embedding"
+        assert listed["elser"]["service_settings"]["model_id"] == ".elser_model_2"
+        stats = _get(url + "/_ml/trained_models/ep/_stats")["trained_model_stats"][0]["deployment_stats"]
+        assert (stats["deployment_id"], stats["model_id"]) == ("ep", "m1")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+
+
+@pytest.mark.parametrize("bad", ["ep", "=m1", "ep=", "ep=m1:0", "completion/ep=m1"])
+def test_cli_rejects_a_bad_endpoint_flag(bad: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--endpoint", bad])
+    assert exit_info.value.code == 2
+
+
+def test_endpoint_and_scale_to_zero_flags_are_documented() -> None:
+    options = {a.option_strings[-1]: a for a in build_parser()._actions if a.option_strings}
+    assert "[TASK_TYPE/]INFERENCE_ID=MODEL_ID[:ALLOCATIONS]" in str(options["--endpoint"].metavar)
+    assert "first inference call" in (options["--endpoint"].help or "")
+    assert "scale to zero" in (options["--scale-to-zero-seconds"].help or "")
+    parsed = build_parser().parse_args(["--endpoint", "rerank/rr=m:3", "--scale-to-zero-seconds", "1.5"])
+    assert parsed.endpoint == [{"inference_id": "rr", "model_id": "m", "task_type": "rerank", "num_allocations": 3}]
+    assert parsed.scale_to_zero_seconds == 1.5

@@ -147,6 +147,7 @@ class SimApp:
             )
             result = route.handler(request)
             response = self._encode(result.status, result.body, compat, head=method == "HEAD")
+            response.headers.extend(result.headers)
         except EsError as err:
             response = self._encode(err.status, err.to_body(), compat)
             response.headers.extend(_error_headers(err))

@@ -91,9 +91,12 @@ class Router:
         stripped = raw_path.strip("/")
         parts = [unquote(p) for p in stripped.split("/")] if stripped else []
         found = [(r, p) for r in self._routes if (p := r.match(parts)) is not None]
+        if found:  # ES's trie prefers a literal segment; that path's methods decide (405 if not among them)
+            best = max(r.specificity for r, _ in found)
+            found = [(r, p) for r, p in found if r.specificity == best]
         same_method = [(r, p) for r, p in found if r.method == method]
         if same_method:
-            return max(same_method, key=lambda rp: rp[0].specificity)
+            return same_method[0]
         if found:
             allowed = sorted({r.method for r, _ in found})
             reason = f"Incorrect HTTP method for uri [{uri}] and method [{method}], allowed: [{', '.join(allowed)}]"
