@@ -170,3 +170,41 @@ def test_batch_rerank_through_the_default_endpoint(monkeypatch):
         assert summary["task_type"] == "rerank" and len(summary["results"]) == 3
         assert all(isinstance(r["relevance_score"], float) for r in summary["results"])
         assert requests_to(sim, "inference") == 1 + summary["requests"]  # one to deploy it, then the batch
+
+
+def attach(sim: Simulator, inference_id: str, deployment_id: str) -> None:
+    body = {"service": "elasticsearch", "service_settings": {"deployment_id": deployment_id}}
+    sim.client(max_retries=0).perform_request(
+        "PUT", f"/_inference/text_embedding/{inference_id}", headers={"content-type": "application/json"}, body=body
+    )
+
+
+def test_an_attached_endpoint_scales_the_trained_model_deployment_it_uses(monkeypatch):
+    with cluster(monkeypatch) as sim:
+        sim.cluster.start_deployment("my-e5", deployment_id="dep", number_of_allocations=1, wait=True)
+        attach(sim, "att", "dep")
+        result = scale("att", number_of_allocations=2)
+        assert sim.cluster.target("dep") == 2 and result["deployment_id"] == "dep"
+        assert (result["managed_by"], result["inference_id"]) == ("trained_models", "att")
+        assert requests_to(sim, "update") == 1 and requests_to(sim, "inference_update") == 0
+
+
+def test_an_endpoint_on_another_endpoints_deployment_scales_it_through_that_endpoint(monkeypatch):
+    with cluster(monkeypatch) as sim:
+        sim.create_endpoint("e1", "my-e5", num_allocations=1)
+        attach(sim, "e2", "e1")
+        result = scale("e2", number_of_allocations=2)
+        assert sim.cluster.target("e1") == 2
+        assert (result["managed_by"], result["inference_id"], result["deployment_id"]) == ("inference", "e1", "e1")
+        assert not answered(sim, 409)
+
+
+def test_a_deferred_wait_on_an_attached_endpoint_watches_its_deployment(monkeypatch):
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    with cluster(monkeypatch, load_seconds=5) as sim:
+        sim.cluster.start_deployment("my-e5", deployment_id="dep", number_of_allocations=1, wait=True)
+        attach(sim, "att", "dep")
+        with pytest.raises(TaskDeferred) as deferred:
+            scale("att", number_of_allocations=3, deferrable=True)
+        assert deferred.value.trigger.deployment_id == "dep"  # type: ignore[attr-defined]
