@@ -40,6 +40,9 @@ DEFAULT_LOCK_TTL = 120.0
 DEFAULT_POLL_INTERVAL = 5.0
 #: seconds a task waits for allocations before it fails
 DEFAULT_TIMEOUT = 1800.0
+#: seconds the one inference call that deploys a default inference endpoint may take, for a task without a
+#: ``timeout`` of its own (Elasticsearch waits that long for the deployment to start)
+DEFAULT_DEPLOY_TIMEOUT = 600.0
 #: seconds between two shared stats requests of a triggerer's poller (one request serves every waiter)
 DEFAULT_TRIGGER_INTERVAL = 1.0
 #: the port of a connection that names none

@@ -52,7 +52,7 @@ INFERENCE_UPDATE_SINCE = (8, 17)
 #: the first version whose inference ``_update`` takes exactly one of ``num_allocations`` and
 #: ``adaptive_allocations``, setting one clearing the other (the parser-based ``Update`` of
 #: ``ElasticsearchInternalServiceSettings``, after 9.2); before it the two were merged into the endpoint's
-EXCLUSIVE_UPDATE_SINCE = (9, 3)
+EXCLUSIVE_UPDATE_SINCE = (9, 4)
 
 
 @dataclass(frozen=True)

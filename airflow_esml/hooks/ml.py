@@ -218,7 +218,7 @@ class ElasticsearchMLHook(BaseHook):
     def _get_endpoint(self, inference_id: str, deadline: float | None) -> Endpoint | None:
         """The endpoint ``GET _inference/<id>`` returns, or None (see :data:`NO_ENDPOINT_STATUSES`)."""
         answer = self._keeping(
-            f"inference endpoint {shown(inference_id)}",
+            f"inference endpoint lookup of {shown(inference_id)}",
             lambda: self._within(self.client, deadline).perform_request(
                 "GET", f"/_inference/{quote(inference_id, safe='')}", headers={"accept": "application/json"}
             ),

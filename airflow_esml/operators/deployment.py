@@ -30,6 +30,7 @@ from airflow_esml.core.readiness import Verdict, WaitWindow
 from airflow_esml.core.settings import Settings
 from airflow_esml.core.status import DeploymentStatus
 from airflow_esml.core.steps import Step, plan_steps, stopped_message
+from airflow_esml.core.target import Target
 from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, EsmlError
 from airflow_esml.leases.model import goal_settings, held_by_leases
 from airflow_esml.links import TrainedModelsLink
@@ -142,7 +143,7 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         desired = parse_settings(self.number_of_allocations, self.adaptive_allocations)
         max_step, policy = parse_max_step(self.max_step), parse_capacity_policy(self.capacity_policy)
         self.persist_kibana_link(context, self.deployment_id)
-        self.hook.ensure_deployed(self.deployment_id, timeout=self.timeout)  # a default endpoint never used yet
+        self.scaled_target(self.deployment_id, deploy_within=self.timeout)
         held = self._through_leases(desired, policy) if self.honour_leases else None
         if held is not None:
             return self._wait(held) if self.wait_for_completion else held
@@ -165,15 +166,16 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         if plan.raised:
             self.log.info("%s: adaptive allocations stay on; raising their minimum (adaptive_policy='raise_min')",
                           self.deployment_id)  # fmt: skip
+        target = self.scaled_target(self.deployment_id)
         if not capacity.needs_check(plan, policy):
-            return plan, update_result(plan)
+            return plan, update_result(plan, target)
         if serverless:  # its _nodes, _ml/info and _cluster/settings answer 410; the project autoscales
             report: CapacityReport | CapacityUnchecked = capacity.serverless_unchecked(self.deployment_id)
         else:
             report = self.hook.get_capacity(plan.current, self.autoscaling)
         plan, decision = capacity.apply_capacity(plan, report, policy)
         (self.log.warning if decision.warn else self.log.info)("%s", decision.message)
-        result = update_result(plan)
+        result = update_result(plan, target)
         if decision.noteworthy:
             result["capacity"] = decision.to_dict()
         return plan, result
@@ -315,11 +317,14 @@ def gradual_steps(plan: UpdatePlan, max_step: int | None) -> list[Step]:
     return plan_steps(plan.current.target_allocations, plan.body["number_of_allocations"], max_step)
 
 
-def update_result(plan: UpdatePlan) -> dict[str, Any]:
-    """The operator's XCom result: previous and new settings of the deployment."""
+def update_result(plan: UpdatePlan, target: Target | None = None) -> dict[str, Any]:
+    """The operator's XCom result: previous and new settings of the deployment, and (given its ``target``) the API
+    that scales it: ``managed_by``, ``inference_id``, ``task_type``."""
     current = plan.current
     raised = plan.new_settings.adaptive_allocations if plan.raised else None
+    through = target.to_xcom() if target else {}
     return {
+        **through,
         **({"raised_min": raised.min_number_of_allocations} if raised is not None else {}),
         "deployment_id": current.deployment_id,
         "model_id": current.model_id,

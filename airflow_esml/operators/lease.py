@@ -168,7 +168,7 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
         ti = context["ti"]
         owner: dict[str, Any] = {"dag_id": self.dag_id, "run_id": context["run_id"], "task_id": self.task_id}
         owner["try_number"] = getattr(ti, "try_number", None)
-        self.hook.ensure_deployed(self.deployment_id, timeout=self.timeout)  # a default endpoint never used yet
+        target = self.scaled_target(self.deployment_id, deploy_within=self.timeout)
         outcome = self.store.acquire(
             self.deployment_id,
             lease_id,
@@ -181,6 +181,7 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
             autoscaling=self.autoscaling,
         )
         result = outcome.to_dict()
+        result.update(target.to_xcom())
         result["requested_allocations"] = allocations
         granted = outcome.lease.allocations if outcome.lease else allocations
         result["granted_allocations"] = granted
@@ -343,6 +344,7 @@ class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
         lease_id = self.lease_id(context)
         self.persist_kibana_link(context, self.deployment_id)
         result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
+        result.update(self.scaled_target(self.deployment_id).to_xcom())
         if result["target"] is None:
             self.log.info(
                 "%s: lease %s left no trace: it was already released (a retry); nothing to do",

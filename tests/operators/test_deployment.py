@@ -26,6 +26,9 @@ def op(**kwargs) -> UpdateDeploymentOperator:
 def test_scale_up_returns_previous_and_new_settings(sim):
     result = op(number_of_allocations=3).execute({})
     assert result == {
+        "managed_by": "trained_models",
+        "inference_id": None,
+        "task_type": None,
         "deployment_id": "my-e5",
         "model_id": "my-e5",
         "previous_number_of_allocations": 1,
