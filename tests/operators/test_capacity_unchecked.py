@@ -132,3 +132,16 @@ def test_a_key_without_read_on_the_leases_index_is_told_so(monkeypatch: pytest.M
                            r"the index privilege \[read\]"):  # fmt: skip
             op(number_of_allocations=2).execute({})
         assert op(number_of_allocations=2, honour_leases=False).execute({})["updated"] is True
+
+
+def test_on_serverless_adaptive_settings_scale_up_without_a_410_blocking_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with Simulator(serverless=True, load_seconds=0.2, seed=9) as project:
+        project.cluster.start_deployment("my-e5", wait=True)
+        monkeypatch.setenv(CONN_ENV, project.connection_uri())
+        adaptive = {"enabled": True, "min_number_of_allocations": 2, "max_number_of_allocations": 4}
+        result = op(adaptive_allocations=adaptive).execute({})
+        assert result["updated"] is True and result["capacity"]["checked"] is False
+        assert "410 api_not_available_exception" in result["capacity"]["reason"]
+        assert project.audit.events("request", endpoint="update", status=200)

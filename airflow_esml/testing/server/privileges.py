@@ -317,6 +317,8 @@ ACTIONS: dict[tuple[str, str], ActionRule] = {
     # inference endpoints (GetInferenceModelAction, PutInferenceModelAction, ...; the PUT runs the ML start
     # as the caller, which manage_inference grants)
     ("GET", "/_inference"): _cluster("cluster:monitor/xpack/inference/get"),
+    ("GET", "/_inference/_all"): _cluster("cluster:monitor/xpack/inference/get"),
+    ("GET", "/_inference/{}/_all"): _cluster("cluster:monitor/xpack/inference/get"),
     ("GET", "/_inference/{}"): _cluster("cluster:monitor/xpack/inference/get"),
     ("GET", "/_inference/{}/{}"): _cluster("cluster:monitor/xpack/inference/get"),
     ("PUT", "/_inference/{}"): _cluster("cluster:admin/xpack/inference/put"),
