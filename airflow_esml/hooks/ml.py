@@ -91,6 +91,7 @@ class ElasticsearchMLHook(BaseHook):
         self._async_client: AsyncElasticsearch | None = None
         self._targets: dict[str, Target] = {}
         self._server: ServerInfo | None = None
+        self._serverless: bool | None = None
         #: the connection's request timeout (seconds), known once a client is built
         self.request_timeout = DEFAULT_REQUEST_TIMEOUT
 
@@ -465,8 +466,19 @@ class ElasticsearchMLHook(BaseHook):
 
         There adaptive allocations are always on and ``_ml/info``, ``_nodes`` and ``_cluster/settings`` answer
         410; see https://www.elastic.co/docs/deploy-manage/deploy/elastic-cloud/differences-from-other-elasticsearch-offerings.
+        ``GET /`` needs the ``monitor`` privilege: when it is refused (403), the cluster is taken as stateful (on
+        Serverless a count then still becomes a raised adaptive minimum by default, and the capacity check
+        records the 410 as "not checked").
         """
-        return self.server_info().serverless
+        if self._serverless is None:
+            try:
+                self._serverless = self.server_info().serverless
+            except EsmlError as exc:
+                if exc.status != 403:
+                    raise
+                self.log.warning("Cannot read GET / (%s); taking the cluster as stateful, not Serverless", exc)
+                self._serverless = False
+        return self._serverless
 
     def test_connection(self) -> tuple[bool, str]:
         """Connect and read the cluster's version (used by the Airflow UI's connection test)."""
