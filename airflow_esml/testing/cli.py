@@ -14,6 +14,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from airflow_esml.testing.cluster.endpoints import BUILTIN_MODELS
 from airflow_esml.testing.simulator import Simulator
 
 #: one simulator for every example DAG: ``my-e5`` (batch inference, business hours) and the A/B test's
@@ -67,7 +68,7 @@ def _endpoint(text: str) -> dict[str, object]:
     return {
         "inference_id": inference_id,
         "model_id": model,
-        "task_type": task_type or "text_embedding",
+        "task_type": task_type or BUILTIN_MODELS.get(model, "text_embedding"),
         "num_allocations": int(allocations),
     }
 
@@ -142,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_endpoint,
         metavar=ENDPOINT_FORM,
         help="create an inference endpoint of the elasticsearch service at boot, which starts the deployment "
-        "INFERENCE_ID of MODEL_ID (default task type text_embedding, 1 allocation), e.g. "
+        "INFERENCE_ID of MODEL_ID (default task type: the built-in model's, else text_embedding; 1 allocation), e.g. "
         "sparse_embedding/my-elser=.elser_model_2:2; repeatable. Default endpoints (from 8.17) need no flag: "
         "they deploy on their first inference call",
     )

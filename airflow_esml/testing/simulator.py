@@ -250,12 +250,13 @@ class Simulator:
     def create_endpoint(
         self,
         inference_id: str,
-        model_id: str,
+        model_id: str | None = None,
         *,
         task_type: str = "text_embedding",
         num_allocations: int | None = 1,
         num_threads: int = 1,
         adaptive_allocations: Mapping[str, Any] | None = None,
+        deployment_id: str | None = None,
     ) -> dict[str, Any]:
         """Create an inference endpoint of the ``elasticsearch`` service as ``PUT _inference/...`` does.
 
@@ -265,6 +266,8 @@ class Simulator:
         :param num_allocations: fixed allocations (``None`` with ``adaptive_allocations``).
         :param num_threads: threads per allocation.
         :param adaptive_allocations: ``{"enabled": True, "min_number_of_allocations": 0, ...}``.
+        :param deployment_id: attach the endpoint to this existing deployment instead of starting one (the
+            allocation and thread settings then come from the deployment).
         :return: the endpoint as the API returns it.
         """
         return create_endpoint(
@@ -275,6 +278,7 @@ class Simulator:
             num_allocations=num_allocations,
             num_threads=num_threads,
             adaptive_allocations=adaptive_allocations,
+            deployment_id=deployment_id,
         )
 
     def inject_fault(

@@ -204,3 +204,5 @@ def test_endpoint_and_scale_to_zero_flags_are_documented() -> None:
     parsed = build_parser().parse_args(["--endpoint", "rerank/rr=m:3", "--scale-to-zero-seconds", "1.5"])
     assert parsed.endpoint == [{"inference_id": "rr", "model_id": "m", "task_type": "rerank", "num_allocations": 3}]
     assert parsed.scale_to_zero_seconds == 1.5
+    builtin = build_parser().parse_args(["--endpoint", "my-elser=.elser_model_2"]).endpoint[0]
+    assert builtin["task_type"] == "sparse_embedding"

@@ -178,21 +178,26 @@ def _inputs(body: Any) -> tuple[list[str], str | None]:
 def create_endpoint(
     cluster: Cluster,
     inference_id: str,
-    model_id: str,
+    model_id: str | None,
     *,
     task_type: str,
     num_allocations: int | None,
     num_threads: int,
     adaptive_allocations: Mapping[str, Any] | None,
+    deployment_id: str | None = None,
 ) -> dict[str, Any]:
     """Create an ``elasticsearch`` endpoint from Python, validated as the PUT request would be."""
     if task_type not in TASK_TYPES:
         raise ValueError(f"task_type must be one of {', '.join(TASK_TYPES)}, got {task_type!r}")
-    raw: dict[str, Any] = {"model_id": model_id, "num_threads": num_threads}
-    if num_allocations is not None:
-        raw["num_allocations"] = num_allocations
-    if adaptive_allocations is not None:
-        raw["adaptive_allocations"] = dict(adaptive_allocations)
+    raw: dict[str, Any] = {} if model_id is None else {"model_id": model_id}
+    if deployment_id is not None:
+        raw["deployment_id"] = deployment_id  # attach: the rest comes from the deployment
+    else:
+        raw["num_threads"] = num_threads
+        if num_allocations is not None:
+            raw["num_allocations"] = num_allocations
+        if adaptive_allocations is not None:
+            raw["adaptive_allocations"] = dict(adaptive_allocations)
     settings = parse_create_settings(raw, "elasticsearch", task_type, cluster.version)
     return EndpointService(cluster).create(inference_id, task_type, "elasticsearch", settings)
 
@@ -236,8 +241,7 @@ class InferenceApi:
         unrecognized_params(request.path, request.query, {"timeout"})
         timeout = parse_time(request.query.get("timeout", "30s"), "timeout")
         inference_id = request.path_params["inference_id"]
-        task_type = self._task_type(request)
-        assert task_type is not None
+        task_type = self._task_type(request) or "any"
         body = request.body
         if not isinstance(body, dict) or "service" not in body:
             raise bad_request("status_exception", "Inference endpoint configuration is missing [service]")

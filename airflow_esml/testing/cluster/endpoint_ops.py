@@ -179,11 +179,7 @@ class EndpointService:
                 assert inference_id is not None
                 found = [self.lookup(inference_id, task_type)]
             rendered = [self.render(e) for e in sorted(found, key=lambda e: e.inference_id)]
-        if cluster.version.at_least("8.14"):
-            return {"endpoints": rendered}
-        for entry in rendered:
-            entry["model_id"] = entry.pop("inference_id")
-        return {"models": rendered}
+        return {"endpoints" if cluster.version.at_least("8.14") else "models": rendered}
 
     def lookup(self, inference_id: str, task_type: str | None) -> Endpoint:
         """The endpoint, or 404; a task type that differs from the endpoint's is a 400."""
@@ -198,7 +194,10 @@ class EndpointService:
         return endpoint
 
     def render(self, endpoint: Endpoint) -> dict[str, Any]:
-        """The endpoint as GET and PUT return it; ``num_allocations`` read live from the deployment."""
+        """The endpoint as GET and PUT return it; ``num_allocations`` read live from the deployment.
+
+        8.13 names the id ``model_id`` (renamed ``inference_id`` in 8.14).
+        """
         cluster = self.cluster
         settings: dict[str, Any] = {}
         dep = cluster.deployments.get(endpoint.ml_deployment_id)
@@ -212,7 +211,7 @@ class EndpointService:
         if endpoint.adaptive is not None:
             settings["adaptive_allocations"] = endpoint.adaptive.to_dict()
         out: dict[str, Any] = {
-            "inference_id": endpoint.inference_id,
+            "inference_id" if cluster.version.at_least("8.14") else "model_id": endpoint.inference_id,
             "task_type": endpoint.task_type,
             "service": endpoint.service,
             "service_settings": settings,

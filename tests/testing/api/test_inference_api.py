@@ -45,12 +45,13 @@ def test_create_get_infer_delete_on_every_version(version: str) -> None:
     with sim(version) as (simulator, es):
         created = call(es, version, "PUT", "/_inference/text_embedding/my-ep", E5)
         assert created["service_settings"] == {"num_allocations": 1, "num_threads": 1, "model_id": "my-e5"}
-        assert created["inference_id"] == "my-ep" and created["task_type"] == "text_embedding"
+        id_key = "model_id" if version == "8.13.4" else "inference_id"
+        assert created[id_key] == "my-ep" and created["task_type"] == "text_embedding"
         stats = call(es, version, "GET", "/_ml/trained_models/my-ep/_stats")
         [entry] = stats["trained_model_stats"]
         assert (entry["model_id"], entry["deployment_stats"]["deployment_id"]) == ("my-e5", "my-ep")
         listed = call(es, version, "GET", "/_inference/_all")
-        key, id_key = ("models", "model_id") if version == "8.13.4" else ("endpoints", "inference_id")
+        key = "models" if version == "8.13.4" else "endpoints"
         defaults = DEFAULTS_817 if version == "8.19.3" else [*DEFAULTS_817, ".rerank-v1-elasticsearch"]
         assert [e[id_key] for e in listed[key]] == ([] if version == "8.13.4" else defaults) + ["my-ep"]
         assert call(es, version, "GET", "/_inference/text_embedding/my-ep")[key][0][id_key] == "my-ep"
@@ -134,6 +135,11 @@ def test_create_validation_messages() -> None:
                 f"[{reserved}] is a reserved inference Id. Cannot create a new inference endpoint with a reserved Id",
             )
         assert error(es, version, "GET", "/_inference/nope") == (404, "Inference endpoint not found [nope]")
+        for task in "completion", "any":
+            assert error(es, version, "PUT", f"/_inference/{task}/x", E5) == (
+                400,
+                f"The [elasticsearch] service does not support task type [{task}]",
+            )
 
 
 def test_attach_to_an_existing_deployment() -> None:

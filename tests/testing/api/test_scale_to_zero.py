@@ -137,3 +137,6 @@ def test_simulator_endpoints_option_and_create_endpoint_errors() -> None:
             simulator.create_endpoint("x", "my-e5", task_type="completion")
         with pytest.raises(Exception, match=r"\[num_threads\] must be a power of 2"):
             simulator.create_endpoint("x", "my-e5", num_threads=3)
+        attached = simulator.create_endpoint("att", deployment_id="ep")
+        assert attached["service_settings"]["deployment_id"] == "ep"
+        assert simulator.cluster.inference_endpoints["att"].ml_deployment_id == "ep"
