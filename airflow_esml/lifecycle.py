@@ -88,7 +88,8 @@ def scaled_deployment(
 ) -> Iterator[ScaledDeployment]:
     """A task group that holds a lease on ``deployment_id`` around the tasks created inside the ``with`` block.
 
-    :param deployment_id: the deployment to scale. (templated)
+    :param deployment_id: the deployment to scale, or an inference endpoint id (a default endpoint not yet
+        deployed is deployed by ``acquire``). (templated)
     :param number_of_allocations: the allocations the block's tasks need. (templated)
     :param group_id: the task group's id; also the lease name, so two blocks in one DAG hold two leases.
     :param elasticsearch_conn_id: the Airflow connection to the cluster.

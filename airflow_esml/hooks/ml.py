@@ -165,10 +165,16 @@ class ElasticsearchMLHook(BaseHook):
 
     # -- what an id names (see airflow_esml.core.target) ------------------------------------------------
 
-    def server_info(self) -> ServerInfo:
-        """The cluster's version and flavour from ``GET /``, read once."""
+    def server_info(self, *, deadline: float | None = None) -> ServerInfo:
+        """The cluster's version and flavour from ``GET /``, read once.
+
+        :param deadline: the absolute wall-clock time by which the read should end (see :meth:`get_deployment`).
+        """
         if self._server is None:
-            self._server = ServerInfo.from_info(self.retry.call("cluster info", self.client.info).body)
+            body = self.retry.call(
+                "cluster info", lambda: self._within(self.client, deadline).info(), deadline=deadline
+            ).body
+            self._server = ServerInfo.from_info(body)
         return self._server
 
     def target(self, target_id: str, *, deadline: float | None = None) -> Target:
@@ -195,7 +201,8 @@ class ElasticsearchMLHook(BaseHook):
                 owner = self._get_endpoint(endpoint.ml_deployment_id, deadline)
             elif target_id in DEFAULT_ENDPOINTS and endpoint.in_cluster:
                 deployed = self._has_deployment(target_id, deadline)
-            target = resolve_target(target_id, endpoint, self.server_info(), owner=owner, deployed=deployed)
+            server = self.server_info(deadline=deadline)
+            target = resolve_target(target_id, endpoint, server, owner=owner, deployed=deployed)
             self.log.info("%s: %s", target_id, target.describe())
         self._targets[target_id] = target
         return target
@@ -237,8 +244,9 @@ class ElasticsearchMLHook(BaseHook):
         return parse_endpoint(answer.body, inference_id)
 
     def _has_deployment(self, deployment_id: str, deadline: float | None) -> bool:
+        """Whether the stats API lists a deployment with this id."""
         try:
-            self._read_stats(deployment_id, deadline)
+            pick_deployment(deployment_id, self._read_stats(deployment_id, deadline))
         except DeploymentNotFoundError:
             return False
         return True

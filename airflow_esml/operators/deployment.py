@@ -51,7 +51,9 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
     (``previous_number_of_allocations``, ``previous_adaptive_allocations``) and the new ones, so a later
     task can restore exactly what was there.
 
-    :param deployment_id: the deployment to change (the model id when it was started without one). (templated)
+    :param deployment_id: the deployment to change (the model id when it was started without one), or an inference
+        endpoint id: its deployment is changed through the API that owns it, and a default endpoint not yet deployed
+        is deployed first (see ``docs/inference-endpoints.md``). (templated)
     :param number_of_allocations: the new total number of allocations. (templated)
     :param adaptive_allocations: new adaptive-allocations settings, e.g.
         ``{"enabled": True, "min_number_of_allocations": 1, "max_number_of_allocations": 8}``. Give exactly one

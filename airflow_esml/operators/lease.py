@@ -100,7 +100,7 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
     wait fails, the lease is released again before the task fails (a failed setup does not run its teardown).
     The XCom result has the lease id, the baseline and the target.
 
-    :param deployment_id: the deployment. (templated)
+    :param deployment_id: the deployment, or an inference endpoint id. (templated)
     :param number_of_allocations: the allocations this run needs. (templated)
     :param lease_name: tells apart several leases of one run on one deployment; default the deployment id.
         (templated)
@@ -238,7 +238,7 @@ class KeepDeploymentLeaseOperator(_RunLeaseOperator, BaseSensorOperator):
     next one. Under ``dag.test()``, which runs tasks one after another and a trigger inline until it ends,
     a keeper could only block the run: it renews once and ends.
 
-    :param deployment_id: the deployment. (templated)
+    :param deployment_id: the deployment, or an inference endpoint id. (templated)
     :param lease_name: the lease name given to the acquire task; default the deployment id. (templated)
     :param lease_ttl: the lease's time to live, as given to the acquire task (seconds or timedelta).
     :param renew_interval: seconds between two renewals; default a third of ``lease_ttl``, between 1 and 60 s.
@@ -331,7 +331,7 @@ class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
     was reaped and what the deployment's target was then. The XCom result says what was set and
     whether the baseline was restored (``restored``) or a drift was found (``drift``).
 
-    :param deployment_id: the deployment. (templated)
+    :param deployment_id: the deployment, or an inference endpoint id. (templated)
     :param lease_name: the lease name given to the acquire task; default the deployment id. (templated)
     :param leases_index: the Elasticsearch index of the lease documents. (templated)
     :param on_drift: ``"respect"`` (default) or ``"restore"``; see :class:`AcquireDeploymentLeaseOperator`.

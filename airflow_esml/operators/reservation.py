@@ -160,7 +160,7 @@ class ReserveDeploymentOperator(AllocationsWaitMixin, _ReservationOperator):
     reservation (the allocations may still come; it ends with the window). The XCom result has the lease id,
     the window and the target.
 
-    :param deployment_id: the deployment. (templated)
+    :param deployment_id: the deployment, or an inference endpoint id. (templated)
     :param number_of_allocations: the allocations to hold during the window. (templated)
     :param start: the window's local opening, an hour (``8``) or ``"HH:MM"``. (templated)
     :param end: its local closing; earlier than ``start`` means the next day. (templated)
@@ -232,7 +232,7 @@ class EndReservationOperator(_ReservationOperator):
     Takes the same window parameters as :class:`ReserveDeploymentOperator` (``start``, ``end``, ``timezone``,
     ``lead_minutes``, ``weekdays``, ``reservation_name``, ``grace``; all templated but ``grace``).
 
-    :param deployment_id: the deployment. (templated)
+    :param deployment_id: the deployment, or an inference endpoint id. (templated)
     :param off_hours_allocations: allocations to hold until the next window's reservation; 0 holds none.
         (templated)
     :param leases_index: the Elasticsearch index of the lease documents. (templated)
