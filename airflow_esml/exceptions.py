@@ -78,6 +78,14 @@ class TransientRequestError(ElasticsearchRequestError):
     """
 
 
+class DeploymentOwnershipError(AirflowFailException, ElasticsearchRequestError):
+    """Elasticsearch refused an update because another API owns the deployment (its 409 since 9.2): a deployment
+    created by an inference endpoint is scaled through the inference API, a deployment made through the
+    trained-models API through that API. The message names the owning API and the id to pass; a retry cannot
+    help.
+    """
+
+
 class DeploymentStateError(EsmlError):
     """The deployment is in a state in which Elasticsearch refuses the change (for example still starting)."""
 

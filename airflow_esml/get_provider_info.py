@@ -20,7 +20,7 @@ INTEGRATION = "Elasticsearch ML"
 #: the integration's logo, a path below the package in the form Airflow's providers use
 LOGO = "/integration-logos/Elasticsearch-ML.svg"
 #: the how-to guides, below the documentation URL
-HOW_TO_GUIDES = ("install.md", "leases.md", "reservations.md", "careful-scaling.md")
+HOW_TO_GUIDES = ("install.md", "leases.md", "reservations.md", "careful-scaling.md", "inference-endpoints.md")
 
 
 def project_url(label: str) -> str | None:

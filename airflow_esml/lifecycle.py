@@ -24,12 +24,15 @@ from typing import Any
 from airflow.providers.common.compat.sdk import TaskGroup, conf
 
 from airflow_esml.core.params import (
+    DEFAULT_ADAPTIVE_POLICY,
     DEFAULT_CONN_ID,
     DEFAULT_LEASE_TTL,
     DEFAULT_LEASES_INDEX,
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
+    check_adaptive_policy,
     non_negative_int,
+    parse_capacity_policy,
     seconds,
 )
 from airflow_esml.operators.lease import (
@@ -79,10 +82,14 @@ def scaled_deployment(
     deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
     release_retries: int = 3,
     release_retry_delay: timedelta = timedelta(seconds=30),
+    adaptive_policy: str = DEFAULT_ADAPTIVE_POLICY,
+    capacity_policy: str | None = "fail",
+    autoscaling: bool | None = None,
 ) -> Iterator[ScaledDeployment]:
     """A task group that holds a lease on ``deployment_id`` around the tasks created inside the ``with`` block.
 
-    :param deployment_id: the deployment to scale. (templated)
+    :param deployment_id: the deployment to scale, or an inference endpoint id (a default endpoint not yet
+        deployed is deployed by ``acquire``). (templated)
     :param number_of_allocations: the allocations the block's tasks need. (templated)
     :param group_id: the task group's id; also the lease name, so two blocks in one DAG hold two leases.
     :param elasticsearch_conn_id: the Airflow connection to the cluster.
@@ -100,7 +107,16 @@ def scaled_deployment(
     :param release_retries: retries of the release teardown (a release that fails for good leaves the
         deployment scaled up until the lease expires and the next lease operation or the reaper restores it).
     :param release_retry_delay: the delay between two tries of the release.
+    :param adaptive_policy: for a deployment with adaptive allocations on: ``"raise_min"`` (default) raises
+        their minimum to ``number_of_allocations`` for the block and keeps them on (the release puts back the
+        previous min and max); ``"disable"`` switches them off for the block; ``"fail"`` refuses.
+    :param capacity_policy: the acquire's capacity check before a scale-up: ``"fail"`` (default) fails fast
+        when the allocations can never fit, ``"fit"`` takes what fits (the wait then waits for that), ``"off"``
+        or None does not check.
+    :param autoscaling: whether the cluster autoscales ML nodes; None reads its settings.
     """
+    check_adaptive_policy(adaptive_policy)
+    checking = parse_capacity_policy(capacity_policy)
     wait_timeout = seconds("wait_timeout", wait_timeout)
     poll_interval = seconds("poll_interval", poll_interval)
     release_retries = non_negative_int("release_retries", release_retries)
@@ -117,14 +133,19 @@ def scaled_deployment(
             number_of_allocations=number_of_allocations,
             lease_name=lease_name,
             lease_ttl=lease_ttl,
+            adaptive_policy=adaptive_policy,
+            capacity_policy=checking,
+            autoscaling=autoscaling,
             **common,
         )
         sensor = None
         if wait:
+            # under "fit" the lease may get fewer allocations than asked: wait for what it was granted
+            granted = f"{{{{ ti.xcom_pull(task_ids='{acquire.task_id}')['granted_allocations'] }}}}"
             sensor = AllocationsStartedSensor(
                 task_id="wait_for_allocations",
                 deployment_id=deployment_id,
-                min_allocations=number_of_allocations,
+                min_allocations=granted if checking == "fit" else number_of_allocations,
                 elasticsearch_conn_id=elasticsearch_conn_id,
                 deferrable=deferrable,
                 poke_interval=poll_interval,

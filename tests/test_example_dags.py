@@ -85,3 +85,66 @@ def test_example_dag_explains_itself_in_the_ui(name):
     # how to run it against the simulator: the one command that serves every example, and this DAG
     assert EXAMPLES_COMMAND in dag.doc_md.replace(" \\\n    ", " ")
     assert f"airflow dags test {name}" in dag.doc_md
+
+
+ADAPTIVE_ZERO = {"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 2}
+
+
+def test_inference_endpoint_warms_up_infers_and_falls_back_to_its_adaptive_settings(airflow_db, sim, tmp_path):
+    sim.cluster.update_deployment("my-e5", adaptive_allocations=ADAPTIVE_ZERO)
+    conf = {"inference_id": "my-e5", "allocations": 3, "documents": 40, "output_dir": str(tmp_path)}
+    run = load("esml_inference_endpoint").test(run_conf=conf)
+    assert run.state == "success"
+    changes = [e.data["new"] for e in sim.audit.events("adaptive_changed", deployment_id="my-e5")]
+    # raised for the job (adaptive kept on, the maximum raised with the minimum), then put back exactly
+    assert changes[-2:] == [{**ADAPTIVE_ZERO, "min_number_of_allocations": 3, "max_number_of_allocations": 3},
+                            ADAPTIVE_ZERO]  # fmt: skip
+    assert all(change["enabled"] for change in changes)
+    assert sum(e.data.get("docs", 0) for e in sim.audit.events("inference")) == 40
+    (results,) = tmp_path.glob("*.jsonl")
+    assert len(results.read_text().splitlines()) == 40
+
+
+@pytest.fixture
+def serverless(monkeypatch):
+    """A simulated Elastic Cloud Serverless project with ``my-e5`` deployed (adaptive: min 0, max 2)."""
+    from airflow_esml.testing import Simulator
+    from tests.conftest import CONN_ENV
+
+    with Simulator(ml_nodes={"ml-node-1": 4, "ml-node-2": 4}, load_seconds=0.3, seed=3, serverless=True) as sim:
+        sim.cluster.start_deployment("my-e5", adaptive_allocations=ADAPTIVE_ZERO, wait=True)
+        monkeypatch.setenv(CONN_ENV, sim.connection_uri())
+        yield sim
+
+
+@pytest.mark.parametrize(
+    ("name", "deployment_id"),
+    [("esml_batch_inference", "my-e5"), ("esml_inference_endpoint", ".multilingual-e5-small-elasticsearch")],
+)
+def test_examples_run_on_serverless_with_no_410(airflow_db, serverless, tmp_path, name, deployment_id):
+    conf = {"allocations": 3, "documents": 20, "output_dir": str(tmp_path)}
+    if name == "esml_inference_endpoint":
+        conf["inference_id"] = deployment_id
+    default_endpoint = {"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 32}
+    before = ADAPTIVE_ZERO if deployment_id == "my-e5" else default_endpoint
+    run = load(name).test(run_conf=conf)
+    assert run.state == "success"
+    requests = serverless.audit.events("request")
+    assert not [e.data for e in requests if e.data.get("status") in (400, 410)]
+    changes = [e.data["new"] for e in serverless.audit.events("adaptive_changed", deployment_id=deployment_id)]
+    assert changes and all(change["enabled"] for change in changes)  # only adaptive settings were sent
+    assert changes[-2]["min_number_of_allocations"] == 3
+    assert serverless.cluster.deployment_stats(deployment_id)["adaptive_allocations"] == before
+
+
+def test_inference_endpoint_deploys_a_default_endpoint_and_restores_its_settings(airflow_db, sim, tmp_path):
+    e5 = ".multilingual-e5-small-elasticsearch"
+    run = load("esml_inference_endpoint").test(
+        run_conf={"inference_id": e5, "allocations": 2, "documents": 20, "output_dir": str(tmp_path)}
+    )
+    assert run.state == "success"
+    changes = [e.data["new"] for e in sim.audit.events("adaptive_changed", deployment_id=e5)]
+    default = {"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 32}
+    assert changes[-2:] == [{**default, "min_number_of_allocations": 2}, default]
+    # on the newest 9.x the ML update API refuses endpoint deployments: every update went through _inference
+    assert not [e for e in sim.audit.events("request", endpoint="update") if e.data.get("path", "").find(e5) >= 0]

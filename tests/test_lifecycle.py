@@ -129,3 +129,25 @@ def test_bad_non_templated_values_fail_when_the_dag_is_defined(kwargs, message):
         with DAG("bad", schedule=None, start_date=START), scaled_deployment("my-e5", 4, **kwargs):
             Work(task_id="work")
     assert str(excinfo.value) == message
+
+
+def test_the_block_passes_the_adaptive_and_capacity_policies_to_the_acquire():
+    with DAG("policies", schedule=None, start_date=START) as dag:
+        with scaled_deployment("my-e5", 4, group_id="default"):
+            pass
+        with scaled_deployment("my-e5", 4, group_id="fitted", adaptive_policy="disable", capacity_policy="fit"):
+            pass
+    default, fitted = dag.get_task("default.acquire"), dag.get_task("fitted.acquire")
+    assert (default.adaptive_policy, default.capacity_policy) == ("raise_min", "fail")
+    assert (fitted.adaptive_policy, fitted.capacity_policy) == ("disable", "fit")
+    # under "fit" the wait waits for what the lease was granted, from the acquire's XCom
+    assert dag.get_task("default.wait_for_allocations").min_allocations == 4
+    assert dag.get_task("fitted.wait_for_allocations").min_allocations == (
+        "{{ ti.xcom_pull(task_ids='fitted.acquire')['granted_allocations'] }}"
+    )
+    with pytest.raises(InvalidParameterError, match="adaptive_policy must be one of"):
+        with DAG("bad", schedule=None, start_date=START), scaled_deployment("my-e5", 4, adaptive_policy="off"):
+            pass
+    with pytest.raises(InvalidParameterError, match="capacity_policy must be one of"):
+        with DAG("bad2", schedule=None, start_date=START), scaled_deployment("my-e5", 4, capacity_policy="maybe"):
+            pass

@@ -260,6 +260,8 @@ class CapacityUnchecked:
     warn: bool = True
 
     def describe(self) -> str:
+        if not self.warn:  # expected: nothing to check
+            return f"{self.deployment_id}: capacity not checked: {self.reason}; scaling as requested"
         return f"{self.deployment_id}: could not check the ML nodes' capacity ({self.reason}); scaling as requested"
 
 
@@ -372,9 +374,9 @@ def needs_check(plan: UpdatePlan, policy: str) -> bool:
     if number is not None:
         return int(number) > plan.current.target_allocations
     adaptive = plan.body.get("adaptive_allocations") or {}
+    raised_min = (adaptive.get("min_number_of_allocations") or 0) > plan.current.target_allocations
     return bool(adaptive.get("enabled")) and (
-        (adaptive.get("min_number_of_allocations") or 0) > plan.current.target_allocations
-        or adaptive.get("max_number_of_allocations") is not None
+        raised_min or (not plan.raised and adaptive.get("max_number_of_allocations") is not None)
     )
 
 
@@ -422,6 +424,8 @@ def apply_capacity(
         adaptive["min_number_of_allocations"] = allowed = found.allowed
         notes.append(found.message)
     high = adaptive.get("max_number_of_allocations")
+    if plan.raised:  # raise_min keeps the deployment's own maximum: only the raised minimum is a request
+        high = None
     new_high = check_adaptive_max(report, high, policy)
     if high is not None and new_high is not None and new_high != high:
         adaptive["max_number_of_allocations"] = new_high
@@ -434,6 +438,16 @@ def apply_capacity(
     message = (
         "; ".join(notes) or f"{report.deployment_id}: the adaptive settings fit (room for {report.max_allocations})"
     )
-    return UpdatePlan(plan.current, {**body, "adaptive_allocations": adaptive}), CapacityDecision(
+    return UpdatePlan(plan.current, {**body, "adaptive_allocations": adaptive}, plan.raised), CapacityDecision(
         requested, allowed, message, report
     )
+
+
+#: why the capacity check is skipped on Elastic Cloud Serverless (its ``_nodes``, ``_ml/info`` and
+#: ``_cluster/settings`` answer 410 there, and the project adds ML resources itself)
+SERVERLESS_REASON = "Serverless project autoscales"
+
+
+def serverless_unchecked(deployment_id: str) -> CapacityUnchecked:
+    """The capacity of a Serverless project's deployment: not checked, as expected (no warning)."""
+    return CapacityUnchecked(deployment_id, SERVERLESS_REASON, warn=False)

@@ -40,6 +40,9 @@ DEFAULT_LOCK_TTL = 120.0
 DEFAULT_POLL_INTERVAL = 5.0
 #: seconds a task waits for allocations before it fails
 DEFAULT_TIMEOUT = 1800.0
+#: seconds the one inference call that deploys a default inference endpoint may take, for a task without a
+#: ``timeout`` of its own (Elasticsearch waits that long for the deployment to start)
+DEFAULT_DEPLOY_TIMEOUT = 600.0
 #: seconds between two shared stats requests of a triggerer's poller (one request serves every waiter)
 DEFAULT_TRIGGER_INTERVAL = 1.0
 #: the port of a connection that names none
@@ -47,8 +50,12 @@ DEFAULT_PORT = 9200
 #: seconds the client waits for one answer, unless the connection's ``request_timeout`` extra says otherwise
 DEFAULT_REQUEST_TIMEOUT = 30.0
 
-AdaptivePolicy = Literal["fail", "disable"]
-ADAPTIVE_POLICIES: tuple[str, ...] = ("fail", "disable")
+AdaptivePolicy = Literal["raise_min", "fail", "disable"]
+ADAPTIVE_POLICIES: tuple[str, ...] = ("raise_min", "fail", "disable")
+#: what a fixed count does to a deployment with adaptive allocations on, unless a task says otherwise: raise
+#: their minimum (and their maximum when it is lower) for the window, keeping them on (the only policy that
+#: works on Serverless, where adaptive allocations cannot be switched off)
+DEFAULT_ADAPTIVE_POLICY: AdaptivePolicy = "raise_min"
 CapacityPolicy = Literal["fail", "fit", "off"]
 CAPACITY_POLICIES: tuple[str, ...] = ("fail", "fit", "off")
 DriftPolicy = Literal["respect", "restore"]
@@ -190,8 +197,22 @@ def check_drift_policy(value: Any) -> DriftPolicy:
 
 
 def check_adaptive_policy(value: Any) -> AdaptivePolicy:
-    """``adaptive_policy``: ``fail`` or ``disable``."""
+    """``adaptive_policy``: ``raise_min``, ``fail`` or ``disable``."""
     return choice("adaptive_policy", value, ADAPTIVE_POLICIES)  # type: ignore[return-value]
+
+
+def check_serverless_policy(policy: AdaptivePolicy) -> AdaptivePolicy:
+    """``policy`` if a Serverless project can apply it: adaptive allocations cannot be switched off there.
+
+    :raises InvalidParameterError: ``policy`` is ``disable``.
+    """
+    if policy == "disable":
+        raise InvalidParameterError(
+            "adaptive_policy='disable' cannot be applied on Elastic Cloud Serverless: trained model autoscaling "
+            "is always on there and cannot be turned off, so only adaptive settings are accepted. Use "
+            "adaptive_policy='raise_min' (the default) to raise the adaptive minimum for the window instead"
+        )
+    return policy
 
 
 def parse_capacity_policy(value: Any) -> CapacityPolicy:

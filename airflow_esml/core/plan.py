@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_esml.core.params import check_adaptive_policy
+from airflow_esml.core.params import DEFAULT_ADAPTIVE_POLICY, check_adaptive_policy, check_serverless_policy
 from airflow_esml.core.settings import Settings
 from airflow_esml.core.status import DeploymentStatus
 from airflow_esml.exceptions import DeploymentStateError, InvalidParameterError
@@ -18,10 +18,15 @@ from airflow_esml.exceptions import DeploymentStateError, InvalidParameterError
 
 @dataclass(frozen=True)
 class UpdatePlan:
-    """The update call to make (``body`` is None when the deployment already has the settings)."""
+    """The update call to make (``body`` is None when the deployment already has the settings).
+
+    :param raised: a fixed count became a raised adaptive minimum (``adaptive_policy="raise_min"``); the
+        adaptive maximum is then the deployment's own (or the raised minimum), not a request to check.
+    """
 
     current: DeploymentStatus
     body: dict[str, Any] | None
+    raised: bool = False
 
     @property
     def changes(self) -> bool:
@@ -51,13 +56,22 @@ class UpdatePlan:
         )
 
 
-def plan_update(current: DeploymentStatus, desired: Settings, adaptive_policy: str = "fail") -> UpdatePlan:
+def plan_update(
+    current: DeploymentStatus,
+    desired: Settings,
+    adaptive_policy: str = DEFAULT_ADAPTIVE_POLICY,
+    *,
+    serverless: bool = False,
+) -> UpdatePlan:
     """Check ``desired`` against the deployment's limits and state, and say which call would apply it.
 
     :param current: the deployment as the stats API shows it now.
     :param desired: the settings asked for: a fixed count or adaptive settings.
-    :param adaptive_policy: ``"fail"`` refuses a fixed count on a deployment with adaptive allocations on;
-        ``"disable"`` switches them off in the same call.
+    :param adaptive_policy: what a fixed count does to a deployment with adaptive allocations on:
+        ``"raise_min"`` (default) raises their minimum to the count (and their maximum when it is lower),
+        keeping them on; ``"fail"`` refuses; ``"disable"`` switches them off in the same call.
+    :param serverless: the cluster is an Elastic Cloud Serverless project, where adaptive allocations are always
+        on: only adaptive settings are sent (a fixed count is a ``raise_min``), and ``"disable"`` is refused.
     :raises InvalidParameterError: the request breaks a limit or the adaptive-allocations policy.
     :raises DeploymentStateError: a change is needed but the deployment is not ``started``.
     """
@@ -65,20 +79,39 @@ def plan_update(current: DeploymentStatus, desired: Settings, adaptive_policy: s
     name = current.deployment_id
     _check_priority(current, desired)
     fixed = desired.number_of_allocations is not None and desired.adaptive_allocations is None
-    if fixed and current.adaptive_enabled and policy == "fail":
+    if serverless:
+        _check_serverless(desired, policy)
+    if fixed and (current.adaptive_enabled or serverless) and policy == "fail":
+        switch = "" if serverless else ", or adaptive_policy='disable' to switch them off for this change"
         raise InvalidParameterError(
             f"number_of_allocations={desired.number_of_allocations} cannot be set: deployment {name} has "
             f"adaptive allocations enabled ({current.adaptive_allocations}). Pass adaptive_allocations to "
-            "change its bounds, or adaptive_policy='disable' to switch adaptive allocations off for this "
-            "change (the previous settings are in the task's XCom result, for restoring)"
+            f"change its bounds, adaptive_policy='raise_min' to raise its minimum for the window{switch} (the "
+            "previous settings are in the task's XCom result, for restoring)"
         )
+    raised = fixed and policy == "raise_min" and (current.adaptive_enabled or serverless)
+    if raised:
+        assert desired.number_of_allocations is not None
+        desired = Settings.of(current).raised_to(desired.number_of_allocations)
     body = desired.update_body(current)
     if body is not None and current.state != "started":
         raise DeploymentStateError(
             f"deployment {name} is {current.state or 'not started'}; Elasticsearch only updates started "
             "deployments. Wait for it with AllocationsStartedSensor first"
         )
-    return UpdatePlan(current, body)
+    return UpdatePlan(current, body, raised)
+
+
+def _check_serverless(desired: Settings, policy: str) -> None:
+    """Refuse what a Serverless project cannot apply: switching adaptive allocations off."""
+    adaptive = desired.adaptive_allocations
+    if adaptive is not None and not adaptive.enabled:
+        raise InvalidParameterError(
+            f"adaptive_allocations={adaptive.to_dict()} cannot be set on Elastic Cloud Serverless: trained model "
+            "autoscaling is always on there and cannot be turned off; give enabled=True with the bounds you need"
+        )
+    if desired.adaptive_allocations is None:
+        check_serverless_policy(policy)  # type: ignore[arg-type]
 
 
 def _check_priority(current: DeploymentStatus, desired: Settings) -> None:

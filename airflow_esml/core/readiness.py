@@ -97,7 +97,8 @@ def outcome(verdict: Verdict, timeout_error: type[Exception]) -> dict[str, Any] 
 
 
 def required_allocations(status: DeploymentStatus, min_allocations: int | None) -> int:
-    """How many started allocations the wait needs: ``min_allocations``, else the whole target (at least 1)."""
+    """How many started allocations the wait needs: ``min_allocations``, else the whole target (at least 1, so a
+    deployment scaled to zero is waited on until an allocation starts; 0 only when asked for explicitly)."""
     return max(1, status.target_allocations) if min_allocations is None else min_allocations
 
 
@@ -119,10 +120,13 @@ def assess(status: DeploymentStatus, min_allocations: int | None = None, *, prog
             f"{status.target_allocations}; scale it up first",
             status,
         )
-    line = f"{name}: {status.started_allocations}/{needed} allocations started ({status.describe_nodes()})" + (
+    nodes = "scaled to zero: an inference call or a scale-up starts one" if status.scaled_to_zero else None
+    line = f"{name}: {status.started_allocations}/{needed} allocations started ({nodes or status.describe_nodes()})" + (
         f", {progress}" if progress else ""
     )
-    if status.started_allocations >= needed:
+    # never ready on allocation_status.state alone (0 of 0 is "fully_allocated"): only started allocations count,
+    # and only a wait for 0 (an explicit scale to zero) is over with none
+    if status.started_allocations >= needed and (status.serving or needed == 0):
         return Verdict("success", line, status)
     return Verdict("waiting", line, status)
 

@@ -19,6 +19,14 @@ from airflow_esml.core.status import AdaptiveAllocations, DeploymentStatus
 ADAPTIVE_OFF: dict[str, Any] = {"enabled": False}
 
 
+def raise_min(adaptive: AdaptiveAllocations, count: int) -> AdaptiveAllocations:
+    """``adaptive`` switched on with ``min_number_of_allocations`` at least ``count``; ``max_number_of_allocations``
+    raised to that minimum when it is lower (an unset maximum stays unset)."""
+    low = max(adaptive.min_number_of_allocations or 0, count)
+    high = adaptive.max_number_of_allocations
+    return AdaptiveAllocations(True, low, None if high is None else max(high, low))
+
+
 @dataclass(frozen=True)
 class Settings:
     """A fixed ``number_of_allocations``, or adaptive-allocations settings.
@@ -61,6 +69,13 @@ class Settings:
         if status.adaptive_enabled:
             body["adaptive_allocations"] = dict(ADAPTIVE_OFF)
         return body
+
+    def raised_to(self, count: int) -> Settings:
+        """These adaptive settings with their minimum raised to ``count`` (and their maximum when it is lower),
+        adaptive allocations kept on: the ``raise_min`` policy. The minimum is never lowered; the count is the
+        raised minimum, the allocations the deployment is guaranteed."""
+        raised = raise_min(self.adaptive_allocations or AdaptiveAllocations(True), count)
+        return Settings(raised.min_number_of_allocations, raised)
 
     def describe(self) -> str:
         """``4 allocations`` or ``adaptive allocations (min 1, max 8)``."""

@@ -95,6 +95,17 @@ class DeploymentStatus:
         return self.adaptive_allocations is not None and self.adaptive_allocations.enabled
 
     @property
+    def serving(self) -> bool:
+        """At least one allocation is started. ``allocation_status.state`` cannot say so: a deployment scaled to zero
+        reports ``fully_allocated`` (0 of 0; elastic/elasticsearch PR #114570, ``AllocationStatus.calculateState``)."""
+        return self.started_allocations >= 1
+
+    @property
+    def scaled_to_zero(self) -> bool:
+        """Started, with no allocation targeted nor running (adaptive allocations with minimum 0 after idle time)."""
+        return self.state == "started" and self.target_allocations == 0 and self.started_allocations == 0
+
+    @property
     def failed_nodes(self) -> tuple[NodeRoute, ...]:
         return tuple(n for n in self.nodes if n.routing_state == "failed")
 

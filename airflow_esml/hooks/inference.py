@@ -17,17 +17,20 @@ import math
 import random
 import threading
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 import elasticsearch
 
+from airflow_esml.core.endpoint_results import check_query, endpoint_inputs, endpoint_results
 from airflow_esml.exceptions import InvalidParameterError, TransientRequestError
 from airflow_esml.hooks.retry import is_transient, translate
 
 if TYPE_CHECKING:
     from airflow_esml.core.status import DeploymentStatus
+    from airflow_esml.core.target import Target
     from airflow_esml.hooks.ml import ElasticsearchMLHook
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,9 @@ CONNECTIONS_PER_NODE = 10
 TRANSIENT_ATTEMPTS = 4
 #: seconds between two progress lines of a running batch (the last line, with the totals, comes at its end).
 PROGRESS_INTERVAL = 5.0
+
+#: sends one chunk of documents and returns one result per document (Elasticsearch's errors are raised)
+Infer = Callable[[list[dict[str, Any]]], Awaitable[list[Any]]]
 
 
 @dataclass(frozen=True)
@@ -223,25 +229,52 @@ class Progress:
         return f"{self.done}/{self.total} documents ({share}%), {rate:.1f} docs/s, {left}"
 
 
+def ml_infer(client: Any, deployment_id: str, timeout: str) -> Infer:
+    """Chunks sent to ``POST _ml/trained_models/<deployment_id>/_infer``."""
+
+    async def infer(docs: list[dict[str, Any]]) -> list[Any]:
+        response = await client.ml.infer_trained_model(model_id=deployment_id, docs=docs, timeout=timeout)
+        return list(response.body["inference_results"])
+
+    return infer
+
+
+def endpoint_infer(
+    client: Any, inference_id: str, task_type: str, field_name: str, timeout: str, query: str | None = None
+) -> Infer:
+    """Chunks sent to ``POST _inference/<task_type>/<inference_id>`` as input texts (the ``field_name`` of each
+    document); the answer per task type is read by :func:`~airflow_esml.core.endpoint_results.endpoint_results`."""
+    path = f"/_inference/{quote(task_type, safe='')}/{quote(inference_id, safe='')}"
+    headers = {"accept": "application/json", "content-type": "application/json"}
+
+    async def infer(docs: list[dict[str, Any]]) -> list[Any]:
+        texts = endpoint_inputs(docs, field_name)
+        body: dict[str, Any] = {"input": texts} if query is None else {"query": query, "input": texts}
+        response = await client.perform_request("POST", path, params={"timeout": timeout}, headers=headers, body=body)
+        return endpoint_results(task_type, response.body, len(texts))
+
+    return infer
+
+
 class _Batch:
     """One running batch: chunks, a window of requests in flight, and the results slot per document."""
 
     def __init__(
         self,
-        client: Any,
+        infer: Infer,
         deployment_id: str,
         docs: list[dict[str, Any]],
         plan: BatchPlan,
         *,
-        timeout: str,
         max_queue_wait: float,
         progress_interval: float = PROGRESS_INTERVAL,
+        what: str | None = None,
     ) -> None:
-        self.client = client
+        self.infer = infer
+        self.what = what or f"inference on deployment {deployment_id!r}"
         self.deployment_id = deployment_id
         self.docs = docs
         self.plan = plan
-        self.timeout = timeout
         self.max_queue_wait = max_queue_wait
         self.results: list[Any] = [None] * len(docs)
         self.window = InFlightWindow(plan.in_flight)
@@ -269,16 +302,14 @@ class _Batch:
 
     async def _send(self, start: int, end: int) -> list[Any]:
         """Send one chunk until it is answered; 429 backs off (up to ``max_queue_wait``), other errors raise."""
-        what = f"inference on deployment {self.deployment_id!r}"
+        what = self.what
         first_rejection: float | None = None
         attempt = transient = 0
         while True:
             await self.window.acquire()
             self.counters.requests += 1
             try:
-                response = await self.client.ml.infer_trained_model(
-                    model_id=self.deployment_id, docs=self.docs[start:end], timeout=self.timeout
-                )
+                results = await self.infer(self.docs[start:end])
             except (elasticsearch.ApiError, elasticsearch.TransportError) as exc:
                 rejected = isinstance(exc, elasticsearch.ApiError) and exc.meta.status == 429
                 await self.window.release(rejected=rejected)
@@ -298,7 +329,6 @@ class _Batch:
                 await asyncio.sleep(self._backoff(attempt))
                 continue
             await self.window.release(rejected=False)
-            results = list(response.body["inference_results"])
             if len(results) != end - start:
                 raise TransientRequestError(f"{what}: {len(results)} results for {end - start} documents")
             return results
@@ -319,6 +349,8 @@ async def abatch_infer(
     timeout: str = "60s",
     max_queue_wait: float = 600.0,
     progress_interval: float = PROGRESS_INTERVAL,
+    target: Target | None = None,
+    query: str | None = None,
 ) -> BatchResult:
     """Infer ``docs`` on the deployment with as many requests in flight as its started capacity takes.
 
@@ -326,7 +358,7 @@ async def abatch_infer(
     client's own line per request is kept out of the log (the hook's clients are built quiet).
 
     :param hook: the hook whose async client is used (not closed here).
-    :param deployment_id: the deployment to infer with.
+    :param deployment_id: the deployment (or inference endpoint) to infer with.
     :param docs: the documents: dicts as ``_infer`` takes them, or strings put into ``field_name``.
     :param field_name: the model's input field, for documents given as strings.
     :param chunk_size: documents per request (default: see :func:`plan_batch`).
@@ -334,21 +366,35 @@ async def abatch_infer(
     :param timeout: Elasticsearch's ``timeout`` of each request.
     :param max_queue_wait: the longest time in seconds one chunk keeps backing off on 429 before failing.
     :param progress_interval: the shortest time in seconds between two progress lines.
+    :param target: what ``deployment_id`` names (:meth:`~airflow_esml.hooks.ml.ElasticsearchMLHook.target`): an
+        inference endpoint is sent ``POST _inference/<task_type>/<id>`` with the documents' ``field_name`` texts,
+        and its deployment's stats size the batch. None: ``deployment_id`` is a deployment (``_infer``).
+    :param query: the query of a ``rerank`` endpoint (each document gets its relevance to it).
     """
     batch_docs = normalize_docs(docs, field_name)
-    status = await hook.aget_deployment(deployment_id)
+    client = await hook.aclient()
+    if target is not None and target.is_endpoint:
+        assert target.endpoint_id is not None and target.endpoint_task_type is not None
+        task_type = target.endpoint_task_type
+        endpoint_inputs(batch_docs, field_name)  # every document has its text, before any request
+        infer = endpoint_infer(
+            client, target.endpoint_id, task_type, field_name, timeout, check_query(task_type, query)
+        )
+        what = f"inference on endpoint {target.endpoint_id!r}"
+    else:
+        infer, what = ml_infer(client, deployment_id, timeout), f"inference on deployment {deployment_id!r}"
+    status = await hook.aget_deployment(target.deployment_id if target else deployment_id)
     plan = plan_batch(status, len(batch_docs), chunk_size=chunk_size, in_flight=in_flight)
     if status.started_allocations < 1:
         log.warning("%s: no allocation is started; requests will queue until one is", deployment_id)
-    client = await hook.aclient()
     batch = _Batch(
-        client,
+        infer,
         deployment_id,
         batch_docs,
         plan,
-        timeout=timeout,
         max_queue_wait=max_queue_wait,
         progress_interval=progress_interval,
+        what=what,
     )
     started = time.monotonic()
     await batch.run()
@@ -360,13 +406,15 @@ async def abatch_infer(
 
 
 def batch_infer(hook: ElasticsearchMLHook, deployment_id: str, docs: Sequence[Any], **options: Any) -> BatchResult:
-    """Synchronous :func:`abatch_infer`, for tasks: runs an event loop and closes the async client after.
+    """Synchronous :func:`abatch_infer`, for tasks: finds what ``deployment_id`` names (unless ``target`` is given),
+    runs an event loop and closes the async client after.
 
     :param hook: the hook to use.
-    :param deployment_id: the deployment to infer with.
+    :param deployment_id: the deployment (or inference endpoint) to infer with.
     :param docs: the documents.
     :param options: keyword arguments of :func:`abatch_infer`.
     """
+    options.setdefault("target", hook.target(deployment_id))
 
     async def main() -> BatchResult:
         try:

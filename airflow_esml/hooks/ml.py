@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import time
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import Any, TypeVar, cast
+from urllib.parse import quote
 
+import elasticsearch
 from airflow.providers.common.compat.sdk import BaseHook
 from elasticsearch import AsyncElasticsearch, Elasticsearch
 
@@ -14,9 +18,23 @@ from airflow_esml.core import capacity
 from airflow_esml.core.capacity import CapacityReport, CapacityUnchecked
 from airflow_esml.core.params import DEFAULT_CONN_ID, DEFAULT_REQUEST_TIMEOUT, check_id, cut, shown
 from airflow_esml.core.status import AdaptiveAllocations, DeploymentStatus, parse_deployment_status
-from airflow_esml.exceptions import DeploymentNotFoundError, EsmlError
+from airflow_esml.core.target import (
+    DEFAULT_ENDPOINTS,
+    Endpoint,
+    ServerInfo,
+    Target,
+    inference_update_body,
+    other_semantics,
+    ownership_conflict,
+    parse_endpoint,
+    parse_version,
+    resolve_target,
+    trained_model_target,
+    warm_up_body,
+)
+from airflow_esml.exceptions import DeploymentNotFoundError, DeploymentOwnershipError, EsmlError
 from airflow_esml.hooks.connection import client_kwargs
-from airflow_esml.hooks.retry import RetryPolicy, attempt_timeout, quiet_transport
+from airflow_esml.hooks.retry import RetryPolicy, attempt_timeout, describe_error, quiet_transport, translate
 
 ClientT = TypeVar("ClientT", Elasticsearch, AsyncElasticsearch)
 
@@ -30,6 +48,22 @@ def with_compat(client: ClientT) -> ClientT:
 
 
 UNSET: Any = object()
+
+#: answers of ``GET _inference/<id>`` that mean "no endpoint to route by": 404 (no such endpoint), and 400, 405 or
+#: 410 (no ``_inference`` API: an old version or a proxy) or 403 (the key may not read endpoints)
+NO_ENDPOINT_STATUSES = frozenset({400, 403, 404, 405, 410})
+#: elasticsearch-py sends ``inference.update`` as PUT from 8.18.0; 8.17.1 and 8.17.2 send POST, which the
+#: server refuses (elastic/elasticsearch PR #121048), and older clients have no such method
+CLIENT_UPDATE_PUT_SINCE = (8, 18)
+#: seconds a request may take beyond its Elasticsearch ``timeout`` before the client gives up on it
+TIMEOUT_MARGIN = 10.0
+_JSON = {"accept": "application/json", "content-type": "application/json"}
+
+
+def client_sends_put(version: str = elasticsearch.__versionstr__) -> bool:
+    """Whether the installed client's ``inference.update`` sends PUT, the method Elasticsearch accepts."""
+    parsed = parse_version(version)
+    return parsed is not None and parsed[:2] >= CLIENT_UPDATE_PUT_SINCE
 
 
 class ElasticsearchMLHook(BaseHook):
@@ -55,6 +89,9 @@ class ElasticsearchMLHook(BaseHook):
         self.elasticsearch_conn_id = elasticsearch_conn_id
         self.retry = retry or self.default_retry
         self._async_client: AsyncElasticsearch | None = None
+        self._targets: dict[str, Target] = {}
+        self._server: ServerInfo | None = None
+        self._serverless: bool | None = None
         #: the connection's request timeout (seconds), known once a client is built
         self.request_timeout = DEFAULT_REQUEST_TIMEOUT
 
@@ -126,27 +163,179 @@ class ElasticsearchMLHook(BaseHook):
             await self._async_client.close()
             self._async_client = None
 
+    # -- what an id names (see airflow_esml.core.target) ------------------------------------------------
+
+    def server_info(self, *, deadline: float | None = None) -> ServerInfo:
+        """The cluster's version and flavour from ``GET /``, read once.
+
+        :param deadline: the absolute wall-clock time by which the read should end (see :meth:`get_deployment`).
+        """
+        if self._server is None:
+            body = self.retry.call(
+                "cluster info", lambda: self._within(self.client, deadline).info(), deadline=deadline
+            ).body
+            self._server = ServerInfo.from_info(body)
+        return self._server
+
+    def target(self, target_id: str, *, deadline: float | None = None) -> Target:
+        """What ``target_id`` names (a trained-model deployment or an inference endpoint), found once per hook.
+
+        Asks ``GET _inference/<id>``; an endpoint attached to another deployment also asks for that deployment's
+        endpoint, and a default endpoint whether the stats API lists its deployment. Without an ``_inference``
+        API (or the privilege to read it) the id is taken as a trained-model deployment.
+
+        :param target_id: a deployment id or an inference id; an empty one is refused without a request.
+        :param deadline: the absolute wall-clock time by which the reads should end (see :meth:`get_deployment`).
+        :raises InvalidParameterError: the id names an endpoint of a service outside the cluster.
+        """
+        check_id("deployment_id", target_id)
+        found = self._targets.get(target_id)
+        if found is not None:
+            return found
+        endpoint = self._get_endpoint(target_id, deadline)
+        if endpoint is None:
+            target = trained_model_target(target_id)
+        else:
+            owner = deployed = None
+            if endpoint.in_cluster and endpoint.ml_deployment_id != target_id:
+                owner = self._get_endpoint(endpoint.ml_deployment_id, deadline)
+            elif target_id in DEFAULT_ENDPOINTS and endpoint.in_cluster:
+                deployed = self._has_deployment(target_id, deadline)
+            server = self.server_info(deadline=deadline)
+            target = resolve_target(target_id, endpoint, server, owner=owner, deployed=deployed)
+            self.log.info("%s: %s", target_id, target.describe())
+        self._targets[target_id] = target
+        return target
+
+    def _keeping(
+        self, what: str, fn: Callable[[], Any], statuses: frozenset[int], deadline: float | None = None
+    ) -> Any:
+        """``fn()`` through the retry policy, with an Elasticsearch error whose status is in ``statuses`` returned
+        (for the caller to read) instead of raised."""
+
+        def attempt() -> Any:
+            try:
+                return fn()
+            except elasticsearch.ApiError as exc:
+                if exc.meta.status in statuses:
+                    return exc
+                raise
+
+        return self.retry.call(what, attempt, deadline=deadline)
+
+    def _get_endpoint(self, inference_id: str, deadline: float | None) -> Endpoint | None:
+        """The endpoint ``GET _inference/<id>`` returns, or None (see :data:`NO_ENDPOINT_STATUSES`)."""
+        answer = self._keeping(
+            f"inference endpoint lookup of {shown(inference_id)}",
+            lambda: self._within(self.client, deadline).perform_request(
+                "GET", f"/_inference/{quote(inference_id, safe='')}", headers={"accept": "application/json"}
+            ),
+            NO_ENDPOINT_STATUSES,
+            deadline,
+        )
+        if isinstance(answer, elasticsearch.ApiError):
+            if answer.meta.status != 404:
+                self.log.debug(
+                    "%s: cannot read inference endpoints (%s); taking it as a trained-model deployment",
+                    inference_id,
+                    describe_error(answer),
+                )
+            return None
+        return parse_endpoint(answer.body, inference_id)
+
+    def _has_deployment(self, deployment_id: str, deadline: float | None) -> bool:
+        """Whether the stats API lists a deployment with this id."""
+        try:
+            pick_deployment(deployment_id, self._read_stats(deployment_id, deadline))
+        except DeploymentNotFoundError:
+            return False
+        return True
+
+    def ensure_deployed(self, target_id: str, *, timeout: float) -> Target:
+        """Deploy a default inference endpoint that has no deployment yet, the way Elasticsearch does at its
+        first use: one small inference call (``POST _inference/<task_type>/<id>``), which starts the deployment
+        and waits for it; any other target is returned as it is.
+
+        :param target_id: a deployment id or an inference id.
+        :param timeout: seconds the inference call may take (Elasticsearch's ``timeout`` of the request).
+        :raises DeploymentNotFoundError: the call ended and the deployment is still not listed.
+        """
+        target = self.target(target_id)
+        if target.deployed:
+            return target
+        assert target.endpoint_id is not None and target.endpoint_task_type is not None
+        self.log.info(
+            "%s: default inference endpoint with no deployment yet; deploying it with one inference call, as "
+            "Elasticsearch does at its first use (up to %.0fs)",
+            target_id,
+            timeout,
+        )
+        self.infer_endpoint(
+            target.endpoint_id, target.endpoint_task_type, warm_up_body(target.endpoint_task_type), timeout=timeout
+        )
+        del self._targets[target_id]
+        target = self.target(target_id)
+        if not target.deployed:
+            raise DeploymentNotFoundError(
+                f"{target_id}: the inference call answered, but the stats API still lists no deployment"
+            )
+        self.log.info("%s: deployed", target_id)
+        return target
+
+    def infer_endpoint(
+        self, inference_id: str, task_type: str, body: Mapping[str, Any], *, timeout: float = 60.0
+    ) -> dict[str, Any]:
+        """``POST _inference/<task_type>/<inference_id>`` with ``body``; returns Elasticsearch's answer.
+
+        :param timeout: seconds: Elasticsearch's ``timeout`` of the request; the client waits a little longer.
+        """
+        deadline = time.time() + timeout + TIMEOUT_MARGIN
+        path = f"/_inference/{quote(task_type, safe='')}/{quote(inference_id, safe='')}"
+        response = self.retry.call(
+            f"inference on endpoint {shown(inference_id)}",
+            lambda: self.client.options(request_timeout=timeout + TIMEOUT_MARGIN).perform_request(
+                "POST", path, params={"timeout": f"{timeout:g}s"}, headers=_JSON, body=dict(body)
+            ),
+            deadline=deadline,
+        )
+        return dict(response.body)
+
     # -- deployments ----------------------------------------------------------------------------------
 
     def get_deployment(self, deployment_id: str, *, deadline: float | None = None) -> DeploymentStatus:
         """The deployment's status from the trained-model stats API.
 
-        :param deployment_id: the deployment (or model) id; an empty one is refused without a request.
+        :param deployment_id: the deployment (or model) id, or an inference id (the stats are those of the
+            deployment the endpoint uses); an empty one is refused without a request.
         :param deadline: the absolute wall-clock time (epoch seconds) by which the read should end, for a wait:
             each attempt's request timeout is capped to the time left and no retry starts past it.
         :raises DeploymentNotFoundError: no such model or deployment, or the model is not deployed.
         :raises TransientRequestError: the cluster kept failing, or did not answer in time.
         """
-        check_id("deployment_id", deployment_id)
+        target = self.target(deployment_id, deadline=deadline)
+        try:
+            return pick_deployment(target.deployment_id, self._read_stats(target.deployment_id, deadline))
+        except DeploymentNotFoundError as exc:
+            if not target.is_endpoint:
+                raise
+            if target.lazily_deployed:
+                raise DeploymentNotFoundError(
+                    f"{target.describe()}: Elasticsearch deploys it at its first inference call; scaling it up "
+                    "(UpdateDeploymentOperator, scaled_deployment) deploys it first"
+                ) from exc
+            raise DeploymentNotFoundError(f"{target.describe()}: {exc}") from exc
+
+    def _read_stats(self, deployment_id: str, deadline: float | None) -> Mapping[str, Any]:
         response = self.retry.call(
             f"stats of deployment {shown(deployment_id)}",
             lambda: self._within(self.client, deadline).ml.get_trained_models_stats(model_id=deployment_id),
             deadline=deadline,
         )
-        return pick_deployment(deployment_id, response.body)
+        return cast("Mapping[str, Any]", response.body)
 
     async def aget_deployment(self, deployment_id: str, *, deadline: float | None = None) -> DeploymentStatus:
-        """Asynchronous :meth:`get_deployment`."""
+        """Asynchronous :meth:`get_deployment`, by the deployment's own id (a task resolves an inference id to it
+        with :meth:`target` before it defers or starts a batch)."""
         check_id("deployment_id", deployment_id)
         client = await self.aclient()
         response = await self.retry.acall(
@@ -157,7 +346,8 @@ class ElasticsearchMLHook(BaseHook):
         return pick_deployment(deployment_id, response.body)
 
     async def aget_deployments(self, deployment_ids: Sequence[str]) -> dict[str, DeploymentStatus | Exception]:
-        """The status of several deployments with one stats request; each missing one maps to its error."""
+        """The status of several deployments (by their own ids) with one stats request; each missing one maps
+        to its error."""
         for deployment_id in deployment_ids:
             check_id("deployment_id", deployment_id)
         client = await self.aclient()
@@ -193,12 +383,18 @@ class ElasticsearchMLHook(BaseHook):
         number_of_allocations: int | None = None,
         adaptive_allocations: AdaptiveAllocations | Mapping[str, Any] | None = UNSET,
     ) -> dict[str, Any]:
-        """Change the deployment's allocations; returns Elasticsearch's ``assignment``.
+        """Change the deployment's allocations through the API that owns it; returns Elasticsearch's answer
+        (the ``assignment`` of the trained-models API, the endpoint of the inference API).
 
+        A deployment created by an inference endpoint is changed with ``PUT _inference/<task_type>/<id>/_update``
+        where the cluster has that API (8.17+); any other with ``POST _ml/trained_models/<id>/deployment/_update``.
+
+        :param deployment_id: the deployment id, or an inference id.
         :param number_of_allocations: the new total number of allocations.
         :param adaptive_allocations: new adaptive-allocations settings; None removes them.
+        :raises DeploymentOwnershipError: Elasticsearch says another API owns the deployment (409).
         """
-        check_id("deployment_id", deployment_id)
+        target = self.target(deployment_id)
         body: dict[str, Any] = {}
         if number_of_allocations is not None:
             body["number_of_allocations"] = number_of_allocations
@@ -206,13 +402,59 @@ class ElasticsearchMLHook(BaseHook):
             adaptive_allocations = adaptive_allocations.to_dict()
         if adaptive_allocations is not UNSET:
             body["adaptive_allocations"] = adaptive_allocations
-        response = self.retry.call(
-            f"update of deployment {shown(deployment_id)}",
-            self.client.ml.update_trained_model_deployment,
-            model_id=deployment_id,
-            body=body,
+        if target.managed_by == "inference":
+            return self._update_endpoint(target, body)
+        what = f"update of deployment {shown(target.deployment_id)}"
+        self.log.debug("%s: POST _ml/trained_models/%s/deployment/_update %s", deployment_id, target.deployment_id,
+                       body)  # fmt: skip
+        response = self._owned(
+            what,
+            target,
+            lambda: self.client.ml.update_trained_model_deployment(model_id=target.deployment_id, body=body),
         )
         return dict(response.body.get("assignment", {}))
+
+    def _update_endpoint(self, target: Target, ml_body: Mapping[str, Any]) -> dict[str, Any]:
+        """``PUT _inference/<task_type>/<inference_id>/_update`` with the translation of ``ml_body``.
+
+        The body is built for the cluster's version (:attr:`ServerInfo.exclusive_update`); a 400 that says the
+        cluster combines the count and the adaptive settings the other way is answered by one resend.
+        """
+        assert target.inference_id is not None and target.task_type is not None
+        inference_id, task_type = target.inference_id, target.task_type
+        what = f"update of inference endpoint {shown(inference_id)}"
+        exclusive = self.server_info().exclusive_update
+        for last in (False, True):
+            body = inference_update_body(ml_body, exclusive=exclusive)
+            self.log.info("%s: PUT _inference/%s/%s/_update %s", target.id, task_type, inference_id, body)
+            send = functools.partial(self._send_endpoint_update, inference_id, task_type, body)
+            answer = self._owned(what, target, send, {400})
+            if not isinstance(answer, elasticsearch.ApiError):
+                return dict(answer.body)
+            retry_as = other_semantics(error_text(answer), exclusive=exclusive)
+            if retry_as is None or last:
+                raise translate(what, answer)
+            exclusive = retry_as
+        raise AssertionError("unreachable")
+
+    def _send_endpoint_update(self, inference_id: str, task_type: str, body: Mapping[str, Any]) -> Any:
+        if client_sends_put():
+            return self.client.inference.update(inference_id=inference_id, task_type=task_type, inference_config=body)
+        path = f"/_inference/{quote(task_type, safe='')}/{quote(inference_id, safe='')}/_update"
+        return self.client.perform_request("PUT", path, headers=_JSON, body=dict(body))
+
+    def _owned(
+        self, what: str, target: Target, fn: Callable[[], Any], statuses: frozenset[int] | set[int] = frozenset()
+    ) -> Any:
+        """``fn()`` with Elasticsearch's ownership 409 raised as :class:`DeploymentOwnershipError`, and an error
+        whose status is in ``statuses`` returned."""
+        answer = self._keeping(what, fn, frozenset({409, *statuses}))
+        if isinstance(answer, elasticsearch.ApiError) and answer.meta.status == 409:
+            conflict = ownership_conflict(error_text(answer))
+            if conflict is None:
+                raise translate(what, answer)
+            raise DeploymentOwnershipError(conflict.message(what, target.id, target.deployment_id))
+        return answer
 
     def infer(self, deployment_id: str, docs: Sequence[Mapping[str, Any]], *, timeout: str = "60s") -> list[Any]:
         """Run the deployment's model on ``docs``; one result per doc, in order."""
@@ -225,6 +467,26 @@ class ElasticsearchMLHook(BaseHook):
             timeout=timeout,
         )
         return list(response.body["inference_results"])
+
+    def is_serverless(self) -> bool:
+        """Whether the cluster is an Elastic Cloud Serverless project: ``GET /`` reports
+        ``version.build_flavor: "serverless"`` (read once per hook, with :meth:`server_info`).
+
+        There adaptive allocations are always on and ``_ml/info``, ``_nodes`` and ``_cluster/settings`` answer
+        410; see https://www.elastic.co/docs/deploy-manage/deploy/elastic-cloud/differences-from-other-elasticsearch-offerings.
+        ``GET /`` needs the ``monitor`` privilege: when it is refused (403), the cluster is taken as stateful (on
+        Serverless a count then still becomes a raised adaptive minimum by default, and the capacity check
+        records the 410 as "not checked").
+        """
+        if self._serverless is None:
+            try:
+                self._serverless = self.server_info().serverless
+            except EsmlError as exc:
+                if exc.status != 403:
+                    raise
+                self.log.warning("Cannot read GET / (%s); taking the cluster as stateful, not Serverless", exc)
+                self._serverless = False
+        return self._serverless
 
     def test_connection(self) -> tuple[bool, str]:
         """Connect and read the cluster's version (used by the Airflow UI's connection test)."""
@@ -335,6 +597,11 @@ class ElasticsearchMLHook(BaseHook):
             )
             return False
         return capacity.scaling_possible(settings, nodes)
+
+
+def error_text(exc: elasticsearch.ApiError) -> str:
+    """All of an error's body as text (its reasons uncut), for reading what Elasticsearch says."""
+    return str(exc.body) if exc.body else str(exc.message)
 
 
 def pick_deployment(deployment_id: str, body: Mapping[str, Any]) -> DeploymentStatus:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from airflow_esml.core.params import DriftPolicy
+from airflow_esml.core.params import DEFAULT_ADAPTIVE_POLICY, AdaptivePolicy, DriftPolicy
 from airflow_esml.core.settings import Settings
 from airflow_esml.core.status import DeploymentStatus
 
@@ -36,6 +36,10 @@ class Lease:
     """One run's claim on a deployment.
 
     :param owner: who holds it (dag_id, run_id, task_id, try_number), for logs and the reaper.
+    :param adaptive_policy: how the allocations are given when the baseline has adaptive allocations on:
+        ``raise_min`` (their minimum is raised, they stay on) or ``disable`` (a fixed count, switched back on
+        by the restore). A lease read from a document written before this field existed is ``disable``, what
+        it was acquired under.
     """
 
     lease_id: str
@@ -43,6 +47,7 @@ class Lease:
     acquired_at: float
     expires_at: float
     owner: Mapping[str, Any] = field(default_factory=dict)
+    adaptive_policy: AdaptivePolicy = DEFAULT_ADAPTIVE_POLICY
 
     def expired(self, now: float) -> bool:
         return now >= self.expires_at
@@ -71,6 +76,7 @@ class Lease:
             "acquired_at": self.acquired_at,
             "expires_at": self.expires_at,
             "owner": dict(self.owner),
+            "adaptive_policy": self.adaptive_policy,
         }
 
     @classmethod
@@ -81,6 +87,7 @@ class Lease:
             float(data["acquired_at"]),
             float(data["expires_at"]),
             dict(data.get("owner") or {}),
+            data.get("adaptive_policy", "disable"),
         )
 
 
@@ -231,6 +238,11 @@ class LeaseDoc:
         records = tuple(r if r.target is not None else replace(r, target=target) for r in self.reaped_leases)
         return replace(self, reaped_leases=records)
 
+    def with_allocations(self, lease_id: str, allocations: int) -> LeaseDoc:
+        """The lease ``lease_id`` holding ``allocations`` instead (what fits, under ``capacity_policy="fit"``)."""
+        leases = tuple(replace(x, allocations=allocations) if x.lease_id == lease_id else x for x in self.leases)
+        return replace(self, leases=leases)
+
     def without_lease(self, lease_id: str) -> LeaseDoc:
         return replace(self, leases=tuple(x for x in self.leases if x.lease_id != lease_id))
 
@@ -285,12 +297,33 @@ def _settings_or_none(data: Mapping[str, Any] | None) -> Settings | None:
     return Settings.from_dict(data) if data else None
 
 
-def goal_settings(baseline: Settings, leases: Iterable[Lease]) -> Settings:
-    """The target: the baseline when no lease is live, else ``max(baseline, every lease's request)`` (fixed count)."""
-    requests = [lease.allocations for lease in leases]
+def goal_settings(baseline: Settings, leases: Iterable[Lease], *, serverless: bool = False) -> Settings:
+    """The target: the baseline when no lease is live, else at least every live lease's request.
+
+    A baseline with adaptive allocations on keeps them on, with ``min_number_of_allocations`` raised to the
+    largest request (and ``max_number_of_allocations`` when it is lower), unless a live lease was taken with
+    ``adaptive_policy="disable"`` (then, as for a fixed baseline, a fixed ``max(baseline, every request)``).
+    On Serverless (``serverless``) adaptive allocations are always on, so the target is always adaptive.
+    """
+    live = list(leases)
+    requests = [lease.allocations for lease in live]
     if not requests:
         return baseline
+    disable = any(lease.adaptive_policy == "disable" for lease in live)
+    if serverless or (baseline.adaptive_enabled and not disable):
+        return baseline.raised_to(max(requests))
     return Settings(max(baseline.number_of_allocations or 0, *requests))
+
+
+def adaptive_refusal(deployment_id: str, baseline: Settings, policy: AdaptivePolicy) -> str | None:
+    """Why a lease taken with ``policy`` is refused on this baseline (``fail`` on adaptive allocations), or None."""
+    if policy != "fail" or not baseline.adaptive_enabled:
+        return None
+    return (
+        f"{deployment_id} has adaptive allocations enabled ({baseline.describe()}) and adaptive_policy='fail': "
+        "nothing was changed. Pass adaptive_policy='raise_min' (the default) to raise their minimum while the "
+        "lease is held, or 'disable' to switch them off until the last lease ends"
+    )
 
 
 def held_by_leases(live: int, baseline: Settings, goal: Settings) -> dict[str, Any]:
@@ -362,12 +395,15 @@ class Decision:
     drift: Drift | None
 
 
-def decide(doc: LeaseDoc, status: DeploymentStatus, policy: DriftPolicy, now: float) -> Decision:
+def decide(
+    doc: LeaseDoc, status: DeploymentStatus, policy: DriftPolicy, now: float, *, serverless: bool = False
+) -> Decision:
     """Decide the deployment's settings from ``doc`` (already reaped) and its current ``status``.
 
     Drift (the deployment has none of the settings the leases gave it) under ``"respect"`` makes the
     hand-made setting the new baseline, so it is never lowered and is what the last release leaves; live
     leases still get at least what they asked for. Under ``"restore"`` the baseline stays and is restored.
+    ``serverless``: see :func:`goal_settings`.
     """
     drift = None
     baseline = doc.baseline
@@ -376,7 +412,7 @@ def decide(doc: LeaseDoc, status: DeploymentStatus, policy: DriftPolicy, now: fl
         drift = Drift(doc.deployment_id, doc.applied or doc.baseline, found, policy, now)
         if policy == "respect":
             baseline = found
-    goal = goal_settings(baseline, doc.leases)
+    goal = goal_settings(baseline, doc.leases, serverless=serverless)
     history = doc.drift if drift is None else (*doc.drift, drift.to_dict())[-DRIFT_HISTORY:]
     new_doc = replace(doc, baseline=baseline, drift=history, applied=goal, pending=None)
     return Decision(goal, goal.update_body(status), new_doc, drift)

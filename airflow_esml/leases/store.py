@@ -26,12 +26,33 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_esml.core.params import DEFAULT_LEASES_INDEX, DEFAULT_LOCK_TTL, DriftPolicy, check_drift_policy
+from airflow_esml.core import capacity
+from airflow_esml.core.capacity import CapacityReport, CapacityUnchecked
+from airflow_esml.core.params import (
+    DEFAULT_ADAPTIVE_POLICY,
+    DEFAULT_LEASES_INDEX,
+    DEFAULT_LOCK_TTL,
+    DriftPolicy,
+    check_adaptive_policy,
+    check_drift_policy,
+    check_serverless_policy,
+    parse_capacity_policy,
+)
+from airflow_esml.core.plan import UpdatePlan
 from airflow_esml.core.settings import Settings
-from airflow_esml.exceptions import LeaseLockTimeoutError, LeaseLostError, LockLostError
+from airflow_esml.exceptions import InvalidParameterError, LeaseLockTimeoutError, LeaseLostError, LockLostError
 from airflow_esml.leases.documents import LeaseDocuments
 from airflow_esml.leases.lock import Change, DocumentLock, Held
-from airflow_esml.leases.model import Decision, Lease, LeaseDoc, Reaped, Renewal, decide, missing_lease
+from airflow_esml.leases.model import (
+    Decision,
+    Lease,
+    LeaseDoc,
+    Reaped,
+    Renewal,
+    adaptive_refusal,
+    decide,
+    missing_lease,
+)
 
 if TYPE_CHECKING:
     from airflow_esml.core.status import DeploymentStatus
@@ -49,6 +70,8 @@ class LeaseOutcome:
     :param leases: the leases live after the operation.
     :param reaped: the expired leases this operation removed.
     :param restored: no lease is left: the deployment has its baseline again and the document is gone.
+    :param capacity: what the capacity check of an acquire found, when it was checked or skipped, or when it cut
+        the lease to what fits (``capacity_policy="fit"``).
     """
 
     deployment_id: str
@@ -62,6 +85,7 @@ class LeaseOutcome:
     restored: bool = False
     drift: Mapping[str, Any] | None = None
     lease: Lease | None = None
+    capacity: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict for XCom."""
@@ -78,7 +102,17 @@ class LeaseOutcome:
             "restored": self.restored,
             "drift": dict(self.drift) if self.drift else None,
             "expires_at": self.lease.expires_at if self.lease else None,
+            "capacity": dict(self.capacity) if self.capacity else None,
         }
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """The capacity check of an acquire: its lease, the ``capacity_policy`` and the ``autoscaling`` override."""
+
+    lease_id: str
+    policy: str
+    autoscaling: bool | None = None
 
 
 class LeaseStore(DocumentLock):
@@ -119,16 +153,36 @@ class LeaseStore(DocumentLock):
         ttl: float,
         owner: Mapping[str, Any] | None = None,
         on_drift: str = "respect",
+        adaptive_policy: str = DEFAULT_ADAPTIVE_POLICY,
+        capacity_policy: str | None = "off",
+        autoscaling: bool | None = None,
     ) -> LeaseOutcome:
         """Add (or renew) a lease, then give the deployment ``max(baseline, every live lease)``.
 
         The baseline is recorded only by the first lease, so a retried acquire never takes the value it set
         itself for the baseline. If the deployment cannot be scaled, the lease is released again before the
         error is raised, so nothing is left behind.
+
+        :param adaptive_policy: with a baseline that has adaptive allocations on: ``"raise_min"`` raises their
+            minimum while leases are live, ``"disable"`` switches them off (refused on Serverless), ``"fail"``
+            refuses the lease before anything is written.
+        :param capacity_policy: before a scale-up, check it against the ML nodes (as
+            :class:`~airflow_esml.operators.deployment.UpdateDeploymentOperator` does): ``"fail"`` refuses what
+            can never fit, ``"fit"`` gives the lease what fits, ``"off"`` (default here) does not check.
+        :param autoscaling: whether the cluster autoscales ML nodes; None reads its settings.
         """
         policy = check_drift_policy(on_drift)
+        adaptive = check_adaptive_policy(adaptive_policy)
+        checking = parse_capacity_policy(capacity_policy)
+        if adaptive == "disable" and self.hook.is_serverless():
+            check_serverless_policy(adaptive)
+        refused: list[str] = []
 
         def add(doc: LeaseDoc) -> LeaseDoc:
+            refusal = adaptive_refusal(deployment_id, doc.baseline, adaptive) if doc.lease(lease_id) is None else None
+            if refusal is not None:
+                refused.append(refusal)
+                raise InvalidParameterError(refusal)
             now = self.clock()
             if doc.lease(lease_id) is not None:
                 log.info(
@@ -137,11 +191,18 @@ class LeaseStore(DocumentLock):
                     lease_id,
                     doc.original_baseline.describe(),
                 )
-            return doc.with_lease(Lease(lease_id, allocations, now, now + ttl, dict(owner or {})))
+            return doc.with_lease(Lease(lease_id, allocations, now, now + ttl, dict(owner or {}), adaptive))
 
         try:
-            outcome = self._run(deployment_id, add, policy, create=True, holder=lease_id)
+            fit = _Fit(lease_id, checking, autoscaling)
+            outcome = self._run(deployment_id, add, policy, create=True, holder=lease_id, fit=fit)
         except LeaseLockTimeoutError:
+            raise
+        except InvalidParameterError:
+            if refused:  # refused before anything was written: nothing to release
+                raise
+            log.warning("%s: acquiring lease %s failed; releasing it again", deployment_id, lease_id)
+            self._release_quietly(deployment_id, lease_id, policy)
             raise
         except Exception:
             log.warning("%s: acquiring lease %s failed; releasing it again", deployment_id, lease_id)
@@ -236,27 +297,40 @@ class LeaseStore(DocumentLock):
             log.warning("%s: could not release lease %s (%s); it will expire", deployment_id, lease_id, exc)
 
     def _run(
-        self, deployment_id: str, change: Change, policy: DriftPolicy, *, holder: str, create: bool = False
+        self,
+        deployment_id: str,
+        change: Change,
+        policy: DriftPolicy,
+        *,
+        holder: str,
+        create: bool = False,
+        fit: _Fit | None = None,
     ) -> LeaseOutcome:
+        """Lock, change, decide and apply; ``fit`` (a lease id and a capacity policy) checks a scale-up first."""
         for attempt in range(1, self.attempts + 1):
             try:
                 held = self._lock(deployment_id, change, create=create, holder=holder)
                 if held is None:
                     log.info("%s: no lease document; nothing to do", deployment_id)
                     return LeaseOutcome(deployment_id, None, None, None, None)
-                return self._settle(held, policy)
+                return self._settle(held, policy, fit)
             except LockLostError as exc:
                 log.warning("%s: %s (attempt %d of %d)", deployment_id, exc, attempt, self.attempts)
         raise LockLostError(f"{deployment_id}: lost the lease lock {self.attempts} times in a row")
 
-    def _settle(self, held: Held, policy: DriftPolicy) -> LeaseOutcome:
+    def _settle(self, held: Held, policy: DriftPolicy, fit: _Fit | None = None) -> LeaseOutcome:
         """With the lock held: decide, apply, then record and unlock (or delete the document)."""
         doc = held.stored.doc
+        checked: dict[str, Any] | None = None
         try:
+            serverless = self.hook.is_serverless()
             status = self.hook.get_deployment(doc.deployment_id)
-            decision = decide(doc, status, policy, self.clock())
+            decision = decide(doc, status, policy, self.clock(), serverless=serverless)
             if decision.body is not None and status.state == "starting":
-                decision = decide(doc, self._started(status), policy, self.clock())
+                status = self._started(status)
+                decision = decide(doc, status, policy, self.clock(), serverless=serverless)
+            if fit is not None and decision.body is not None:
+                decision, checked = self._fit(decision, status, fit, serverless)
             decision = replace(decision, doc=decision.doc.with_reap_target(decision.goal))
             self._report(decision)
             if decision.body is not None:
@@ -282,11 +356,38 @@ class LeaseStore(DocumentLock):
             doc.original_baseline,
             decision.goal,
             changed=decision.body is not None,
-            leases=doc.leases,
+            leases=decision.doc.leases,
             reaped=held.reaped,
             restored=restored,
             drift=decision.drift.to_dict() if decision.drift else None,
+            capacity=checked,
         )
+
+    def _fit(
+        self, decision: Decision, status: DeploymentStatus, fit: _Fit, serverless: bool
+    ) -> tuple[Decision, dict[str, Any] | None]:
+        """Check the scale-up of an acquire against the ML nodes, as UpdateDeploymentOperator does.
+
+        ``fail``: raise before the update (the caller releases the lease); ``fit``: the lease gets what fits.
+        """
+        policy = fit.policy
+        raised = decision.goal.adaptive_enabled and "number_of_allocations" not in (decision.body or {})
+        plan = UpdatePlan(status, decision.body, raised)
+        if not capacity.needs_check(plan, policy):
+            return decision, None
+        if serverless:  # its _nodes, _ml/info and _cluster/settings answer 410; the project autoscales
+            report: CapacityReport | CapacityUnchecked = capacity.serverless_unchecked(status.deployment_id)
+        else:
+            report = self.hook.get_capacity(status, fit.autoscaling)
+        fitted, found = capacity.apply_capacity(plan, report, policy)
+        (log.warning if found.warn else log.info)("%s", found.message)
+        if not found.capped:
+            return decision, found.to_dict()
+        goal = fitted.new_settings
+        if goal.adaptive_enabled and goal.adaptive_allocations is not None:
+            goal = Settings(goal.adaptive_allocations.min_number_of_allocations, goal.adaptive_allocations)
+        doc = replace(decision.doc.with_allocations(fit.lease_id, found.allowed), applied=goal)
+        return replace(decision, goal=goal, body=fitted.body, doc=doc), found.to_dict()
 
     def _started(self, status: DeploymentStatus) -> DeploymentStatus:
         """The deployment's status, once it is ``started`` (Elasticsearch refuses updates while it is ``starting``,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow_esml.core.target import Target
 from airflow_esml.links import TrainedModelsLink
 
 if TYPE_CHECKING:
@@ -23,6 +24,18 @@ class ElasticsearchMLTaskMixin:
         from airflow_esml.hooks.ml import ElasticsearchMLHook  # loads the elasticsearch client
 
         return ElasticsearchMLHook(self.elasticsearch_conn_id)
+
+    def scaled_target(self, deployment_id: str, *, deploy_within: float | None = None) -> Target:
+        """What ``deployment_id`` names: a trained-model deployment or an inference endpoint (resolved once per hook).
+
+        :param deployment_id: a deployment id or an inference id.
+        :param deploy_within: for a task that scales up: deploy a default inference endpoint that has no deployment
+            yet, with one inference call of at most this many seconds (see
+            :meth:`~airflow_esml.hooks.ml.ElasticsearchMLHook.ensure_deployed`).
+        """
+        if deploy_within is None:
+            return self.hook.target(deployment_id)
+        return self.hook.ensure_deployed(deployment_id, timeout=deploy_within)
 
     def persist_kibana_link(self, context: Context | dict[str, Any], deployment_id: str) -> None:
         """Keep the "Kibana trained models" link of ``deployment_id`` for this task, when the connection has a

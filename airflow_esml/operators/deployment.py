@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 from airflow_esml.core import capacity
+from airflow_esml.core.capacity import CapacityReport, CapacityUnchecked
 from airflow_esml.core.metrics import metrics_of
 from airflow_esml.core.params import (
+    DEFAULT_ADAPTIVE_POLICY,
     DEFAULT_CONN_ID,
     DEFAULT_LEASES_INDEX,
     DEFAULT_POLL_INTERVAL,
@@ -28,6 +30,7 @@ from airflow_esml.core.readiness import Verdict, WaitWindow
 from airflow_esml.core.settings import Settings
 from airflow_esml.core.status import DeploymentStatus
 from airflow_esml.core.steps import Step, plan_steps, stopped_message
+from airflow_esml.core.target import Target
 from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, EsmlError
 from airflow_esml.leases.model import goal_settings, held_by_leases
 from airflow_esml.links import TrainedModelsLink
@@ -48,15 +51,21 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
     (``previous_number_of_allocations``, ``previous_adaptive_allocations``) and the new ones, so a later
     task can restore exactly what was there.
 
-    :param deployment_id: the deployment to change (the model id when it was started without one). (templated)
+    :param deployment_id: the deployment to change (the model id when it was started without one), or an inference
+        endpoint id: its deployment is changed through the API that owns it, and a default endpoint not yet deployed
+        is deployed first (see ``docs/inference-endpoints.md``). (templated)
     :param number_of_allocations: the new total number of allocations. (templated)
     :param adaptive_allocations: new adaptive-allocations settings, e.g.
         ``{"enabled": True, "min_number_of_allocations": 1, "max_number_of_allocations": 8}``. Give exactly one
         of this and ``number_of_allocations``. (templated)
     :param elasticsearch_conn_id: the Airflow connection to the cluster. (templated)
     :param adaptive_policy: what to do when ``number_of_allocations`` is given but the deployment has adaptive
-        allocations enabled: ``"fail"`` (default) refuses before changing anything; ``"disable"`` switches
-        adaptive allocations off and sets the count in the same call.
+        allocations enabled: ``"raise_min"`` (default) raises ``min_number_of_allocations`` to the count (and
+        ``max_number_of_allocations`` when it is lower), keeping adaptive allocations on; a paired scale-down
+        passes the XCom ``previous_adaptive_allocations`` as ``adaptive_allocations`` to put back the previous
+        min and max exactly. ``"fail"`` refuses before changing anything; ``"disable"`` switches adaptive
+        allocations off and sets the count in the same call (refused on Serverless, where they are always on).
+        Ignored for a deployment without adaptive allocations.
     :param wait_for_completion: wait until the new allocations are started; the XCom result then also holds
         the deployment's ``metrics`` (throughput, average inference time, pending requests per allocation).
     :param deferrable: wait in the triggerer instead of a worker slot; defaults to
@@ -101,7 +110,7 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         number_of_allocations: int | str | None = None,
         adaptive_allocations: dict[str, Any] | str | None = None,
         elasticsearch_conn_id: str = DEFAULT_CONN_ID,
-        adaptive_policy: str = "fail",
+        adaptive_policy: str = DEFAULT_ADAPTIVE_POLICY,
         wait_for_completion: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = DEFAULT_POLL_INTERVAL,
@@ -136,6 +145,7 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         desired = parse_settings(self.number_of_allocations, self.adaptive_allocations)
         max_step, policy = parse_max_step(self.max_step), parse_capacity_policy(self.capacity_policy)
         self.persist_kibana_link(context, self.deployment_id)
+        self.scaled_target(self.deployment_id, deploy_within=self.timeout)
         held = self._through_leases(desired, policy) if self.honour_leases else None
         if held is not None:
             return self._wait(held) if self.wait_for_completion else held
@@ -152,13 +162,22 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         The result has a ``capacity`` entry when the request was cut to what fits, or when the capacity could
         not be checked (``{"checked": False, "reason": ...}``: a monitoring API was refused; the update goes on).
         """
-        plan = plan_update(self.hook.get_deployment(self.deployment_id), desired, self.adaptive_policy)
+        serverless = self.hook.is_serverless()
+        current = self.hook.get_deployment(self.deployment_id)
+        plan = plan_update(current, desired, self.adaptive_policy, serverless=serverless)
+        if plan.raised:
+            self.log.info("%s: adaptive allocations stay on; raising their minimum (adaptive_policy='raise_min')",
+                          self.deployment_id)  # fmt: skip
+        target = self.scaled_target(self.deployment_id)
         if not capacity.needs_check(plan, policy):
-            return plan, update_result(plan)
-        report = self.hook.get_capacity(plan.current, self.autoscaling)
+            return plan, update_result(plan, target)
+        if serverless:  # its _nodes, _ml/info and _cluster/settings answer 410; the project autoscales
+            report: CapacityReport | CapacityUnchecked = capacity.serverless_unchecked(self.deployment_id)
+        else:
+            report = self.hook.get_capacity(plan.current, self.autoscaling)
         plan, decision = capacity.apply_capacity(plan, report, policy)
         (self.log.warning if decision.warn else self.log.info)("%s", decision.message)
-        result = update_result(plan)
+        result = update_result(plan, target)
         if decision.noteworthy:
             result["capacity"] = decision.to_dict()
         return plan, result
@@ -282,7 +301,8 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
 
     def _wait(self, result: dict[str, Any]) -> dict[str, Any]:
         """Wait for the new allocations (or defer); the result then also has the final status and metrics."""
-        status = self.wait_for_allocations(result["number_of_allocations"], kwargs={"result": result})
+        needed = result["number_of_allocations"] or result.get("raised_min")
+        status = self.wait_for_allocations(needed, kwargs={"result": result})
         return self._with_metrics({**result, "deployment": status})
 
     def execute_complete(
@@ -299,10 +319,15 @@ def gradual_steps(plan: UpdatePlan, max_step: int | None) -> list[Step]:
     return plan_steps(plan.current.target_allocations, plan.body["number_of_allocations"], max_step)
 
 
-def update_result(plan: UpdatePlan) -> dict[str, Any]:
-    """The operator's XCom result: previous and new settings of the deployment."""
+def update_result(plan: UpdatePlan, target: Target | None = None) -> dict[str, Any]:
+    """The operator's XCom result: previous and new settings of the deployment, and (given its ``target``) the API
+    that scales it: ``managed_by``, ``inference_id``, ``task_type``."""
     current = plan.current
+    raised = plan.new_settings.adaptive_allocations if plan.raised else None
+    through = target.to_xcom() if target else {}
     return {
+        **through,
+        **({"raised_min": raised.min_number_of_allocations} if raised is not None else {}),
         "deployment_id": current.deployment_id,
         "model_id": current.model_id,
         "previous_number_of_allocations": current.target_allocations,

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_esml.core.endpoint_results import check_query, endpoint_inputs
 from airflow_esml.core.params import (
     DEFAULT_CONN_ID,
+    DEFAULT_DEPLOY_TIMEOUT,
     check_id,
     check_return_results,
     optional_positive_int,
@@ -31,20 +33,30 @@ SMALL_BATCH = 100
 
 
 class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
-    """Send a batch of documents through a deployment's ``_infer`` API, as fast as its allocations allow.
+    """Send a batch of documents through a deployment's ``_infer`` API, or an inference endpoint's
+    ``POST _inference/<task_type>/<id>``, as fast as the deployment's allocations allow.
 
     Reads the deployment's started allocations and threads per allocation, keeps enough requests in
     flight to use all of them, backs off on 429 (inference queue full) instead of failing, and keeps the
     results in document order (see :mod:`airflow_esml.hooks.inference`). The XCom result is a small
     summary: ``{"docs", "seconds", "docs_per_second", "allocations", ...}``; the results themselves go to
-    ``output_path`` (JSON Lines, one result per line, in order) or, for small batches, into the summary.
+    ``output_path`` (JSON Lines, one result per line, in order) or, for small batches, into the summary. The
+    summary also says what was inferred through: ``managed_by``, ``inference_id`` and ``task_type`` (see
+    :class:`~airflow_esml.core.target.Target`).
 
-    :param deployment_id: the deployment to infer with. (templated)
+    Given an inference id, the documents' ``field_name`` texts go to the endpoint, and each result is the
+    endpoint's answer for its text: ``{"embedding": {...}, "is_truncated": ...}`` (sparse_embedding),
+    ``{"embedding": [...]}`` (text_embedding) or ``{"relevance_score": ...}`` (rerank, with ``query``). A default
+    endpoint with no deployment yet is deployed first, by one inference call.
+
+    :param deployment_id: the deployment, or inference endpoint, to infer with. (templated)
     :param docs: the documents: a list of dicts as ``_infer`` takes them (``[{"text_field": "..."}]``) or of
         strings (put into ``field_name``); a JSON string of such a list (e.g. rendered from an XCom); or a
         callable returning the list, which Airflow's templating calls with ``(context, jinja_env)``. (templated)
     :param elasticsearch_conn_id: the Airflow connection to the cluster. (templated)
-    :param field_name: the model's input field, for documents given as strings. (templated)
+    :param field_name: the model's input field, for documents given as strings; for an inference endpoint, the
+        field whose text is sent. (templated)
+    :param query: the query of a ``rerank`` inference endpoint, which scores every document against it. (templated)
     :param output_path: write the results to this file as JSON Lines. (templated)
     :param return_results: put the results into the XCom summary under ``results``: ``True``, ``False``,
         or ``"auto"`` (default: only when there are at most 100 documents and no ``output_path``).
@@ -56,7 +68,14 @@ class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
     With a ``kibana_url`` extra on the connection, the task shows a "Kibana trained models" link.
     """
 
-    template_fields: Sequence[str] = ("deployment_id", "docs", "elasticsearch_conn_id", "field_name", "output_path")
+    template_fields: Sequence[str] = (
+        "deployment_id",
+        "docs",
+        "elasticsearch_conn_id",
+        "field_name",
+        "output_path",
+        "query",
+    )
     template_fields_renderers = {"docs": "json"}
     ui_color = "#c5e8f7"
     operator_extra_links = (TrainedModelsLink(),)
@@ -74,6 +93,7 @@ class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
         in_flight: int | None = None,
         request_timeout: str = "60s",
         max_queue_wait: float = 600.0,
+        query: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -87,6 +107,7 @@ class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
         self.in_flight = optional_positive_int("in_flight", in_flight)
         self.request_timeout = request_timeout
         self.max_queue_wait = seconds("max_queue_wait", max_queue_wait, zero_ok=True)
+        self.query = query
 
     def resolve_docs(self, context: Context | None = None) -> list[Any]:
         """The documents after templating: a list, a JSON list, or what the callable returns."""
@@ -100,7 +121,7 @@ class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
         return list(docs)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_esml.hooks.inference import batch_infer  # loads the elasticsearch client
+        from airflow_esml.hooks.inference import batch_infer, normalize_docs  # loads the elasticsearch client
 
         check_id("deployment_id", self.deployment_id)
         self.persist_kibana_link(context, self.deployment_id)
@@ -108,17 +129,25 @@ class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
         if not docs:
             self.log.info("No documents to infer")
             return {"docs": 0, "seconds": 0.0, "docs_per_second": 0.0, "allocations": None}
+        target = self.scaled_target(self.deployment_id)
+        if target.is_endpoint:  # bad input fails before a default endpoint is deployed
+            assert target.endpoint_task_type is not None
+            check_query(target.endpoint_task_type, self.query)
+            endpoint_inputs(normalize_docs(docs, self.field_name), self.field_name)
+        target = self.scaled_target(self.deployment_id, deploy_within=DEFAULT_DEPLOY_TIMEOUT)
         result = batch_infer(
             self.hook,
             self.deployment_id,
             docs,
+            target=target,
+            query=self.query,
             field_name=self.field_name,
             chunk_size=self.chunk_size,
             in_flight=self.in_flight,
             timeout=self.request_timeout,
             max_queue_wait=self.max_queue_wait,
         )
-        return self.summarize(result)  # batch_infer logged the totals
+        return {**self.summarize(result), **target.to_xcom()}  # batch_infer logged the totals
 
     def summarize(self, result: BatchResult) -> dict[str, Any]:
         """The XCom value: the summary, plus the output path or (small batches) the results."""

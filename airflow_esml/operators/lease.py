@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.providers.common.compat.sdk import BaseOperator, BaseSensorOperator, conf
 
 from airflow_esml.core.params import (
+    DEFAULT_ADAPTIVE_POLICY,
     DEFAULT_CONN_ID,
     DEFAULT_LEASE_TTL,
     DEFAULT_LEASES_INDEX,
@@ -23,8 +24,10 @@ from airflow_esml.core.params import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
     KEEPER_TIMEOUT,
+    check_adaptive_policy,
     check_drift_policy,
     check_id,
+    parse_capacity_policy,
     parse_renew_interval,
     positive_int,
     seconds,
@@ -97,7 +100,7 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
     wait fails, the lease is released again before the task fails (a failed setup does not run its teardown).
     The XCom result has the lease id, the baseline and the target.
 
-    :param deployment_id: the deployment. (templated)
+    :param deployment_id: the deployment, or an inference endpoint id. (templated)
     :param number_of_allocations: the allocations this run needs. (templated)
     :param lease_name: tells apart several leases of one run on one deployment; default the deployment id.
         (templated)
@@ -112,6 +115,16 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: seconds between two looks at the deployment while waiting.
     :param timeout: seconds to wait for the allocations.
+    :param adaptive_policy: when the baseline has adaptive allocations on: ``"raise_min"`` (default) raises
+        ``min_number_of_allocations`` to the lease's allocations (and ``max_number_of_allocations`` when it is
+        lower) while leases are live, keeping them on; the last release puts back the previous min and max.
+        ``"disable"`` switches them off for the leases (refused on Serverless); ``"fail"`` refuses the lease
+        before anything changes. Ignored for a deployment without adaptive allocations.
+    :param capacity_policy: before a scale-up, check it against the ML nodes, as
+        :class:`~airflow_esml.operators.deployment.UpdateDeploymentOperator` does: ``"fail"`` (default) refuses
+        a request that can never fit, before anything changes; ``"fit"`` gives the lease what fits (the XCom
+        ``granted_allocations`` and ``capacity`` say so); ``"off"`` or None sends it unchecked.
+    :param autoscaling: whether the cluster autoscales ML nodes; None (default) reads its settings.
     """
 
     template_fields: Sequence[str] = (
@@ -132,9 +145,15 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: float = DEFAULT_TIMEOUT,
+        adaptive_policy: str = DEFAULT_ADAPTIVE_POLICY,
+        capacity_policy: str | None = "fail",
+        autoscaling: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.adaptive_policy = check_adaptive_policy(adaptive_policy)
+        self.capacity_policy = parse_capacity_policy(capacity_policy)
+        self.autoscaling = autoscaling
         self.number_of_allocations = number_of_allocations
         self.lease_ttl = seconds("lease_ttl", lease_ttl)
         self.wait_for_completion = wait_for_completion
@@ -149,10 +168,23 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
         ti = context["ti"]
         owner: dict[str, Any] = {"dag_id": self.dag_id, "run_id": context["run_id"], "task_id": self.task_id}
         owner["try_number"] = getattr(ti, "try_number", None)
-        result = self.store.acquire(
-            self.deployment_id, lease_id, allocations, ttl=self.lease_ttl, owner=owner, on_drift=self.on_drift
-        ).to_dict()
+        target = self.scaled_target(self.deployment_id, deploy_within=self.timeout)
+        outcome = self.store.acquire(
+            self.deployment_id,
+            lease_id,
+            allocations,
+            ttl=self.lease_ttl,
+            owner=owner,
+            on_drift=self.on_drift,
+            adaptive_policy=self.adaptive_policy,
+            capacity_policy=self.capacity_policy,
+            autoscaling=self.autoscaling,
+        )
+        result = outcome.to_dict()
+        result.update(target.to_xcom())
         result["requested_allocations"] = allocations
+        granted = outcome.lease.allocations if outcome.lease else allocations
+        result["granted_allocations"] = granted
         self.log.info(
             "%s: lease %s holds %d allocations; the deployment's target is %s (baseline %s)",
             self.deployment_id,
@@ -163,7 +195,7 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
         )
         if self.wait_for_completion:
             result["deployment"] = self._guarded(
-                context, lambda: self.wait_for_allocations(allocations, kwargs={"result": result})
+                context, lambda: self.wait_for_allocations(granted, kwargs={"result": result})
             )
         return result
 
@@ -206,7 +238,7 @@ class KeepDeploymentLeaseOperator(_RunLeaseOperator, BaseSensorOperator):
     next one. Under ``dag.test()``, which runs tasks one after another and a trigger inline until it ends,
     a keeper could only block the run: it renews once and ends.
 
-    :param deployment_id: the deployment. (templated)
+    :param deployment_id: the deployment, or an inference endpoint id. (templated)
     :param lease_name: the lease name given to the acquire task; default the deployment id. (templated)
     :param lease_ttl: the lease's time to live, as given to the acquire task (seconds or timedelta).
     :param renew_interval: seconds between two renewals; default a third of ``lease_ttl``, between 1 and 60 s.
@@ -299,7 +331,7 @@ class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
     was reaped and what the deployment's target was then. The XCom result says what was set and
     whether the baseline was restored (``restored``) or a drift was found (``drift``).
 
-    :param deployment_id: the deployment. (templated)
+    :param deployment_id: the deployment, or an inference endpoint id. (templated)
     :param lease_name: the lease name given to the acquire task; default the deployment id. (templated)
     :param leases_index: the Elasticsearch index of the lease documents. (templated)
     :param on_drift: ``"respect"`` (default) or ``"restore"``; see :class:`AcquireDeploymentLeaseOperator`.
@@ -312,6 +344,7 @@ class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
         lease_id = self.lease_id(context)
         self.persist_kibana_link(context, self.deployment_id)
         result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
+        result.update(self.scaled_target(self.deployment_id).to_xcom())
         if result["target"] is None:
             self.log.info(
                 "%s: lease %s left no trace: it was already released (a retry); nothing to do",

@@ -109,7 +109,9 @@ class _ReservationOperator(_LeaseOperator):
         }
 
     def take(self, lease_id: str, allocations: int, hold: Hold, context: Context) -> dict[str, Any]:
-        """Acquire (or renew) ``lease_id`` until ``hold.until`` plus the grace."""
+        """Acquire (or renew) ``lease_id`` until ``hold.until`` plus the grace (a default inference endpoint with no
+        deployment yet is deployed first)."""
+        target = self.scaled_target(self.deployment_id, deploy_within=getattr(self, "timeout", DEFAULT_TIMEOUT))
         result = self.store.acquire(
             self.deployment_id,
             lease_id,
@@ -118,6 +120,7 @@ class _ReservationOperator(_LeaseOperator):
             owner=self.lease_owner(context),
             on_drift=self.on_drift,
         ).to_dict()
+        result.update(target.to_xcom())
         self.log.info(
             "%s: reservation %s holds %d allocations until %s (expires %.0fs from now); target %s",
             self.deployment_id,
@@ -132,6 +135,7 @@ class _ReservationOperator(_LeaseOperator):
     def drop(self, lease_id: str) -> dict[str, Any]:
         """Release ``lease_id`` if it is held (a reservation already gone is not an error)."""
         result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
+        result.update(self.scaled_target(self.deployment_id).to_xcom())
         if result["target"] is None:
             self.log.info("%s: no lease document; reservation %s is not held", self.deployment_id, lease_id)
         else:
@@ -156,7 +160,7 @@ class ReserveDeploymentOperator(AllocationsWaitMixin, _ReservationOperator):
     reservation (the allocations may still come; it ends with the window). The XCom result has the lease id,
     the window and the target.
 
-    :param deployment_id: the deployment. (templated)
+    :param deployment_id: the deployment, or an inference endpoint id. (templated)
     :param number_of_allocations: the allocations to hold during the window. (templated)
     :param start: the window's local opening, an hour (``8``) or ``"HH:MM"``. (templated)
     :param end: its local closing; earlier than ``start`` means the next day. (templated)
@@ -228,7 +232,7 @@ class EndReservationOperator(_ReservationOperator):
     Takes the same window parameters as :class:`ReserveDeploymentOperator` (``start``, ``end``, ``timezone``,
     ``lead_minutes``, ``weekdays``, ``reservation_name``, ``grace``; all templated but ``grace``).
 
-    :param deployment_id: the deployment. (templated)
+    :param deployment_id: the deployment, or an inference endpoint id. (templated)
     :param off_hours_allocations: allocations to hold until the next window's reservation; 0 holds none.
         (templated)
     :param leases_index: the Elasticsearch index of the lease documents. (templated)

@@ -131,7 +131,7 @@ class AllocationsWaitMixin(ElasticsearchMLTaskMixin):
         """Defer to the trigger until the window's end (plus a minute for the trigger's own timeout event)."""
         self.defer(
             trigger=make_trigger(
-                deployment_id=self.deployment_id,
+                deployment_id=self.hook.target(self.deployment_id).deployment_id,  # the trigger reads its stats
                 elasticsearch_conn_id=self.elasticsearch_conn_id,
                 min_allocations=needed,
                 window=window,

@@ -40,7 +40,8 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
     ``my-e5: 2/3 allocations started (node-a started x2, node-b starting), 41s of 600s``. ``timeout`` and
     ``soft_fail`` mean the same in poke, reschedule and deferrable modes. The XCom result is the last status.
 
-    :param deployment_id: the deployment to watch. (templated)
+    :param deployment_id: the deployment to watch, or an inference endpoint id (the deployment it uses is
+        watched). (templated)
     :param min_allocations: started allocations needed; default the deployment's whole target
         (``fully_allocated``). (templated)
     :param elasticsearch_conn_id: the Airflow connection to the cluster. (templated)

@@ -25,7 +25,8 @@ class AllocationsStartedTrigger(BaseTrigger):
     does not extend the wait. Polling only reads, so duplicate copies of the trigger (triggerer HA) are
     harmless. There is no ``on_kill`` rollback: scaling back is the job of the teardown task.
 
-    :param deployment_id: the deployment to watch.
+    :param deployment_id: the deployment to watch, by its own id: a task given an inference id resolves it (once,
+        before it defers) to the deployment the endpoint uses.
     :param elasticsearch_conn_id: the Airflow connection to use.
     :param min_allocations: started allocations needed; None means the deployment's whole target.
     :param started_at: when the wait began (epoch seconds), for the progress line.

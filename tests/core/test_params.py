@@ -119,7 +119,9 @@ def test_seconds_accepts_numbers_and_timedeltas_only():
 
 def test_policies_name_their_choices():
     assert check_adaptive_policy("disable") == "disable" and check_drift_policy("restore") == "restore"
-    with pytest.raises(InvalidParameterError, match=r"adaptive_policy must be one of \('fail', 'disable'\), got 'x'"):
+    with pytest.raises(
+        InvalidParameterError, match=r"adaptive_policy must be one of \('raise_min', 'fail', 'disable'\), got 'x'"
+    ):
         check_adaptive_policy("x")
     with pytest.raises(InvalidParameterError, match="on_drift must be one of"):
         check_drift_policy(None)

@@ -83,3 +83,49 @@ def test_wait_window_uses_absolute_wall_clock():
     assert window.progress(now=1041.0) == "41s of 600s"
     assert window.remaining(now=1599.0) == 1.0 and not window.expired(now=1599.0)
     assert window.expired(now=1600.0)
+
+
+# -- scale to zero: 0 of 0 is "fully_allocated" (elastic/elasticsearch PR #114570), and never ready ---------------
+
+
+def zero_entry(**adaptive):
+    return entry(
+        number_of_allocations=0,
+        allocation_status={"allocation_count": 0, "target_allocation_count": 0, "state": "fully_allocated"},
+        nodes=[],
+        **({"adaptive_allocations": adaptive} if adaptive else {}),
+    )
+
+
+def test_a_deployment_scaled_to_zero_says_fully_allocated_and_is_not_ready():
+    scaled = parse_deployment_status(zero_entry(enabled=True, min_number_of_allocations=0, max_number_of_allocations=8))
+    assert scaled.allocation_state == "fully_allocated" and scaled.scaled_to_zero and not scaled.serving
+    verdict = assess(scaled)
+    assert verdict.outcome == "waiting"
+    assert (
+        verdict.message
+        == "my-e5-batch: 0/1 allocations started (scaled to zero: an inference call or a scale-up starts one)"
+    )
+
+
+def test_it_is_ready_once_an_allocation_starts():
+    first = entry(
+        number_of_allocations=1,
+        allocation_status={"allocation_count": 1, "target_allocation_count": 1, "state": "fully_allocated"},
+        adaptive_allocations={"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 8},
+    )
+    verdict = assess(parse_deployment_status(first))
+    assert verdict.outcome == "success" and verdict.status is not None and verdict.status.serving
+
+
+def test_a_fixed_target_of_zero_is_not_waited_for_unless_asked_explicitly():
+    fixed = parse_deployment_status(zero_entry())
+    assert assess(fixed).outcome == "failed"  # waiting for 1 on a target of 0: scale it up first
+    assert assess(fixed, min_allocations=0).outcome == "success"  # an explicit scale-down to 0 is done
+
+
+@pytest.mark.parametrize("state", ["fully_allocated", "started", "starting"])
+def test_zero_started_allocations_are_never_ready_whatever_the_state(state):
+    zero = DeploymentStatus("d", "m", "started", 2, 0, state, adaptive_allocations=AdaptiveAllocations(True, 0, 4))
+    assert assess(zero).outcome == "waiting"
+    assert assess(zero, min_allocations=1).outcome == "waiting"

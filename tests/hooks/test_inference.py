@@ -12,6 +12,7 @@ import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 
 from airflow_esml.core.status import DeploymentStatus
+from airflow_esml.core.target import Target, trained_model_target
 from airflow_esml.exceptions import DeploymentNotFoundError, InvalidParameterError, TransientRequestError
 from airflow_esml.hooks.inference import (
     MAX_CHUNK,
@@ -73,21 +74,47 @@ class FakeML:
 class FakeHook:
     kibana_url = None  # no link to Kibana
 
-    def __init__(self, ml: FakeML, deployment: DeploymentStatus | Exception) -> None:
+    def __init__(self, ml: FakeML, deployment: DeploymentStatus | Exception, named: Target | None = None) -> None:
         self.ml = ml
         self.deployment = deployment
         self.closed = 0
+        self.named = named or trained_model_target("my-e5")
+        self.read: list[str] = []
+        self.sent: list[tuple[str, str, dict[str, Any]]] = []
+
+    def target(self, deployment_id: str) -> Target:
+        return self.named
+
+    def ensure_deployed(self, deployment_id: str, *, timeout: float) -> Target:
+        return self.named
 
     async def aget_deployment(self, deployment_id: str) -> DeploymentStatus:
+        self.read.append(deployment_id)
         if isinstance(self.deployment, Exception):
             raise self.deployment
         return self.deployment
+
+    async def perform_request(self, method: str, path: str, *, params: Any, headers: Any, body: Any) -> Any:
+        """``POST _inference/<task_type>/<id>``: one result per input, shaped by the task type."""
+        self.sent.append((method, path, body))
+        await self.ml.infer_trained_model(model_id=path, docs=[{"text_field": t} for t in body["input"]], timeout="")
+        task_type = path.split("/")[2]
+        if task_type == "rerank":  # sorted by score, as Elasticsearch answers
+            scored = sorted(enumerate(body["input"]), key=lambda pair: -len(pair[1]))
+            return Response({"rerank": [{"index": i, "relevance_score": float(len(t))} for i, t in scored]})
+        entries = [{"embedding": {t: 1.0}, "is_truncated": False} for t in body["input"]]
+        return Response({task_type: entries})
 
     async def aclient(self) -> Any:
         return self
 
     async def aclose(self) -> None:
         self.closed += 1
+
+
+class Response:
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
 
 
 def texts(n: int) -> list[str]:
@@ -280,3 +307,66 @@ def test_the_clients_warnings_still_show(caplog: pytest.LogCaptureFixture, trans
     transport.setLevel(logging.DEBUG)  # a deployment that wants every request keeps its choice
     quiet_transport()
     assert transport.level == logging.DEBUG
+
+
+# -- inference endpoints ---------------------------------------------------------------------------------------
+
+
+def endpoint_target(task_type: str, endpoint_id: str = "elser-1", deployment_id: str | None = None) -> Target:
+    return Target(
+        endpoint_id,
+        "endpoint_deployment" if deployment_id is None else "attached_endpoint",
+        deployment_id or endpoint_id,
+        "inference",
+        endpoint_id,
+        task_type,
+        endpoint_id=endpoint_id,
+        endpoint_task_type=task_type,
+    )
+
+
+@pytest.mark.parametrize("task_type", ["sparse_embedding", "text_embedding"])
+def test_an_endpoint_is_sent_its_texts_and_answers_in_document_order(task_type: str) -> None:
+    named = endpoint_target(task_type)
+    hook = FakeHook(FakeML(workers=2), status(allocations=2), named)
+    result = batch_infer(hook, "elser-1", texts(40), chunk_size=8)  # type: ignore[arg-type]
+    assert [next(iter(r["embedding"])) for r in result.results] == texts(40)
+    assert {path for _, path, _ in hook.sent} == {f"/_inference/{task_type}/elser-1"}
+    assert all(body == {"input": body["input"]} for _, _, body in hook.sent)
+    assert result.summary()["requests"] == 5 and hook.ml.peak == result.plan.in_flight == 4  # 2 per allocation
+
+
+def test_an_attached_endpoint_infers_through_the_endpoint_and_sizes_by_its_deployment() -> None:
+    hook = FakeHook(FakeML(workers=2), status(allocations=2), endpoint_target("text_embedding", "e", "d"))
+    batch_infer(hook, "e", texts(3))  # type: ignore[arg-type]
+    assert hook.read == ["d"]
+    assert {path for _, path, _ in hook.sent} == {"/_inference/text_embedding/e"}
+
+
+def test_rerank_results_go_back_to_their_documents() -> None:
+    hook = FakeHook(FakeML(workers=1), status(allocations=1), endpoint_target("rerank", "rr"))
+    docs = ["a", "bbb", "cc", "dddd"]
+    result = batch_infer(hook, "rr", docs, chunk_size=2, query="which is longest?")  # type: ignore[arg-type]
+    assert [r["relevance_score"] for r in result.results] == [1.0, 3.0, 2.0, 4.0]
+    assert all(body["query"] == "which is longest?" for _, _, body in hook.sent)
+
+
+def test_rerank_needs_a_query_before_any_request() -> None:
+    hook = FakeHook(FakeML(workers=1), status(allocations=1), endpoint_target("rerank", "rr"))
+    with pytest.raises(InvalidParameterError, match="query must be a non-empty string for a rerank endpoint"):
+        batch_infer(hook, "rr", texts(2))  # type: ignore[arg-type]
+    assert not hook.sent
+
+
+def test_an_endpoint_needs_a_text_in_every_document() -> None:
+    hook = FakeHook(FakeML(workers=1), status(allocations=1), endpoint_target("sparse_embedding"))
+    docs = [{"text_field": "ok"}, {"body": "no text field"}]
+    with pytest.raises(InvalidParameterError, match="document 1 has no text in field_name='text_field'"):
+        batch_infer(hook, "elser-1", docs)  # type: ignore[arg-type]
+    assert not hook.sent
+
+
+def test_a_429_of_an_endpoint_backs_off_like_infer() -> None:
+    hook = FakeHook(FakeML(workers=1, errors=[429, 429]), status(allocations=1), endpoint_target("sparse_embedding"))
+    result = batch_infer(hook, "elser-1", texts(4), chunk_size=2)  # type: ignore[arg-type]
+    assert result.rejected == 2 and len(result.results) == 4

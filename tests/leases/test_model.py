@@ -16,6 +16,7 @@ from airflow_esml.leases import (
     goal_settings,
     lease_id_for,
 )
+from airflow_esml.leases.model import adaptive_refusal
 
 ADAPTIVE = AdaptiveAllocations(True, 1, 4)
 
@@ -26,8 +27,8 @@ def status(target: int, adaptive: AdaptiveAllocations | None = None) -> Deployme
     )
 
 
-def lease(lease_id: str, allocations: int, expires_at: float = 100.0) -> Lease:
-    return Lease(lease_id, allocations, 0.0, expires_at, {"dag_id": "d"})
+def lease(lease_id: str, allocations: int, expires_at: float = 100.0, adaptive_policy: str = "raise_min") -> Lease:
+    return Lease(lease_id, allocations, 0.0, expires_at, {"dag_id": "d"}, adaptive_policy)  # type: ignore[arg-type]
 
 
 def doc(baseline: Settings, *leases: Lease, applied: Settings | None = None) -> LeaseDoc:
@@ -46,7 +47,7 @@ def test_goal_is_the_larger_of_baseline_and_every_lease(baseline, requests, expe
 def test_goal_without_leases_is_the_baseline_with_its_adaptive_settings():
     baseline = Settings(3, ADAPTIVE)
     assert goal_settings(baseline, []) is baseline
-    assert goal_settings(baseline, [lease("a", 5)]) == Settings(5)
+    assert goal_settings(baseline, [lease("a", 5, adaptive_policy="disable")]) == Settings(5)
 
 
 def test_settings_match_ignores_the_count_under_adaptive_allocations():
@@ -135,3 +136,58 @@ def test_names_and_policies():
     assert check_drift_policy("restore") == "restore"
     with pytest.raises(InvalidParameterError, match="on_drift must be one of"):
         check_drift_policy("ignore")
+
+
+# -- adaptive baselines (adaptive_policy) -------------------------------------------------------------------
+
+
+def test_an_adaptive_baseline_keeps_adaptive_on_with_its_minimum_raised():
+    baseline = Settings(1, AdaptiveAllocations(True, 0, 2))
+    goal = goal_settings(baseline, [lease("a", 4), lease("b", 3)])
+    assert goal == Settings(4, AdaptiveAllocations(True, 4, 4))
+    assert goal.update_body(status(1, AdaptiveAllocations(True, 0, 2))) == {
+        "adaptive_allocations": {"enabled": True, "min_number_of_allocations": 4, "max_number_of_allocations": 4}
+    }
+    # a higher maximum is kept; a lease with "disable" makes the target a fixed count
+    assert goal_settings(Settings(1, AdaptiveAllocations(True, 1, 32)), [lease("a", 4)]).adaptive_allocations == (
+        AdaptiveAllocations(True, 4, 32)
+    )
+    assert goal_settings(baseline, [lease("a", 4), lease("b", 2, adaptive_policy="disable")]) == Settings(4)
+
+
+def test_on_serverless_the_target_is_always_adaptive():
+    goal = goal_settings(Settings(1), [lease("a", 3, adaptive_policy="disable")], serverless=True)
+    assert goal.adaptive_enabled and goal.adaptive_allocations == AdaptiveAllocations(True, 3, None)
+
+
+def test_an_adaptive_baseline_is_restored_as_adaptive_exactly():
+    before = AdaptiveAllocations(True, 1, 4)
+    raised = AdaptiveAllocations(True, 6, 6)
+    held = doc(Settings(1, before), lease("a", 6), applied=Settings(6, raised))
+    assert decide(held, status(6, raised), "respect", now=1.0).body is None  # the scaler's count is no drift
+    released = decide(held.without_lease("a"), status(6, raised), "respect", now=1.0)
+    assert released.drift is None and released.goal == Settings(1, before)
+    assert released.body == {"adaptive_allocations": before.to_dict()}
+
+
+def test_a_baseline_scaled_to_zero_is_restorable():
+    zero = AdaptiveAllocations(True, 0, 32)
+    baseline = Settings.of(status(0, zero))  # a default endpoint that scaled to zero: target 0
+    assert baseline == Settings(0, zero) and baseline.describe() == "adaptive allocations (min 0, max 32)"
+    held = doc(baseline, lease("a", 2), applied=Settings(2, AdaptiveAllocations(True, 2, 32)))
+    released = decide(held.without_lease("a"), status(2, AdaptiveAllocations(True, 2, 32)), "respect", now=1.0)
+    assert released.drift is None and released.goal == baseline
+    assert released.body == {"adaptive_allocations": zero.to_dict()}
+
+
+def test_a_lease_keeps_its_policy_and_an_old_lease_reads_as_disable():
+    assert Lease.from_dict(lease("a", 2).to_dict()).adaptive_policy == "raise_min"
+    old = {k: v for k, v in lease("a", 2).to_dict().items() if k != "adaptive_policy"}
+    assert Lease.from_dict(old).adaptive_policy == "disable"  # what it was acquired under
+
+
+def test_the_fail_policy_refuses_an_adaptive_baseline_only():
+    assert adaptive_refusal("my-e5", Settings(1), "fail") is None
+    assert adaptive_refusal("my-e5", Settings(1, ADAPTIVE), "raise_min") is None
+    message = adaptive_refusal("my-e5", Settings(1, ADAPTIVE), "fail")
+    assert message is not None and "adaptive_policy='fail': nothing was changed" in message

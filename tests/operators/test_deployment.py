@@ -26,6 +26,9 @@ def op(**kwargs) -> UpdateDeploymentOperator:
 def test_scale_up_returns_previous_and_new_settings(sim):
     result = op(number_of_allocations=3).execute({})
     assert result == {
+        "managed_by": "trained_models",
+        "inference_id": None,
+        "task_type": None,
         "deployment_id": "my-e5",
         "model_id": "my-e5",
         "previous_number_of_allocations": 1,
@@ -94,6 +97,25 @@ def test_adaptive_policy_disable_switches_adaptive_off(sim):
     assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"]["enabled"] is False
 
 
+def test_raise_min_is_the_default_and_a_paired_scale_down_restores_exactly(sim):
+    before = {"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 2}
+    sim.cluster.update_deployment("my-e5", adaptive_allocations=before)
+    up = op(number_of_allocations=3, wait_for_completion=True, poll_interval=0.1, timeout=30).execute({})
+    assert up["previous_adaptive_allocations"] == before and up["raised_min"] == 3
+    assert up["adaptive_allocations"] == {
+        "enabled": True,
+        "min_number_of_allocations": 3,
+        "max_number_of_allocations": 3,
+    }
+    stats = sim.cluster.deployment_stats("my-e5")
+    assert stats["adaptive_allocations"]["enabled"] is True and sim.cluster.target("my-e5") == 3
+    assert up["deployment"]["started_allocations"] >= 3
+    assert all(e.data["new"]["enabled"] for e in sim.audit.events("adaptive_changed"))  # adaptive stays on
+    down = op(adaptive_allocations=json.dumps(up["previous_adaptive_allocations"])).execute({})
+    assert down["updated"] is True
+    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"] == before
+
+
 def test_template_fields():
     assert set(UpdateDeploymentOperator.template_fields) == {
         "deployment_id", "number_of_allocations", "adaptive_allocations", "elasticsearch_conn_id",
@@ -116,7 +138,8 @@ BAD_INPUTS = [
      "adaptive_policy must be one of"),
     ({"number_of_allocations": 2, "deployment_id": "no-such"}, DeploymentNotFoundError, "no-such"),
     ({"number_of_allocations": 2, "deployment_id": "low-prio"}, InvalidParameterError, "priority 'low'"),
-    ({"number_of_allocations": 2, "deployment_id": "adaptive"}, InvalidParameterError, "adaptive allocations enabled"),
+    ({"number_of_allocations": 2, "deployment_id": "adaptive", "adaptive_policy": "fail"}, InvalidParameterError,
+     "adaptive allocations enabled"),
     ({"number_of_allocations": 2, "deployment_id": "still-starting"}, DeploymentStateError, "is starting"),
     ({"number_of_allocations": 2, "elasticsearch_conn_id": "nope"}, Exception, "nope"),
     ({"number_of_allocations": 2, "elasticsearch_conn_id": "extra_typo"}, InvalidParameterError, "'verify_cert'"),
@@ -155,3 +178,18 @@ def test_wrong_credentials_against_a_secured_cluster(tmp_path, monkeypatch):
             op(number_of_allocations=2).execute({})
         assert "a-wrong-key" not in str(excinfo.value) and "the-real-key" not in str(excinfo.value)
         assert secure.cluster.target("my-e5") == 1
+
+
+def test_on_serverless_a_count_raises_the_adaptive_minimum_and_capacity_is_not_checked(sim, monkeypatch, capsys):
+    from airflow_esml.hooks.ml import ElasticsearchMLHook
+
+    monkeypatch.setattr(ElasticsearchMLHook, "is_serverless", lambda self: True)
+    before = {"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 32}
+    sim.cluster.update_deployment("my-e5", adaptive_allocations=before)
+    result = op(number_of_allocations=6).execute({})
+    assert result["capacity"] == {"checked": False, "reason": "Serverless project autoscales"}
+    assert "my-e5: capacity not checked: Serverless project autoscales" in capsys.readouterr().out
+    assert requests_to(sim, "nodes") == 0 and requests_to(sim, "ml_info") == 0
+    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"] == {**before, "min_number_of_allocations": 6}
+    with pytest.raises(InvalidParameterError, match="adaptive_policy='disable' cannot be applied on Elastic Cloud"):
+        op(number_of_allocations=2, adaptive_policy="disable").execute({})

@@ -122,3 +122,33 @@ def test_a_2000_document_task_log_is_short_and_has_no_warning(
     assert len(caplog.records) + len(task_lines) < 30, ([r.getMessage() for r in caplog.records], task_lines)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not [line for line in task_lines if "warning" in line.lower() or "error" in line.lower()]
+
+
+def test_an_endpoint_batch_says_what_it_inferred_through() -> None:
+    from tests.hooks.test_inference import endpoint_target
+
+    op = BatchInferenceOperator(task_id="infer", deployment_id="elser-1", docs=texts(3))
+    op.__dict__["hook"] = FakeHook(FakeML(workers=1), status(allocations=1), endpoint_target("sparse_embedding"))
+    summary = op.execute({})  # type: ignore[arg-type]
+    assert (summary["managed_by"], summary["inference_id"], summary["task_type"]) == (
+        "inference",
+        "elser-1",
+        "sparse_embedding",
+    )
+    assert [next(iter(r["embedding"])) for r in summary["results"]] == texts(3)
+
+
+def test_a_rerank_endpoint_without_a_query_fails_before_it_is_deployed() -> None:
+    from tests.hooks.test_inference import endpoint_target
+
+    op = BatchInferenceOperator(task_id="infer", deployment_id="rr", docs=texts(3))
+    hook = FakeHook(FakeML(workers=1), status(allocations=1), endpoint_target("rerank", "rr"))
+    hook.ensure_deployed = None  # type: ignore[assignment,method-assign]  # must not be reached
+    op.__dict__["hook"] = hook
+    with pytest.raises(InvalidParameterError, match="query must be a non-empty string"):
+        op.execute({})  # type: ignore[arg-type]
+
+
+def test_a_trained_model_batch_says_so() -> None:
+    summary = operator(texts(2)).execute({})  # type: ignore[arg-type]
+    assert summary["managed_by"] == "trained_models" and summary["inference_id"] is None

@@ -9,7 +9,12 @@ from types import SimpleNamespace
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, InvalidParameterError
+from airflow_esml.exceptions import (
+    AllocationsTimeoutError,
+    DeploymentFailedError,
+    InsufficientCapacityError,
+    InvalidParameterError,
+)
 from airflow_esml.operators.lease import (
     AcquireDeploymentLeaseOperator,
     ReapDeploymentLeasesOperator,
@@ -69,9 +74,28 @@ def test_a_retried_acquire_keeps_the_first_baseline(sim):
     assert sim.cluster.target("my-e5") == 1
 
 
-def test_adaptive_baseline_is_switched_off_for_the_lease_and_back_on_after(sim):
+def test_adaptive_baseline_keeps_adaptive_on_with_its_minimum_raised_and_restored_exactly(sim):
     sim.cluster.update_deployment("my-e5", adaptive_allocations=ADAPTIVE)
     result = acquire(number_of_allocations=3).execute(context())
+    assert result["original_baseline"]["adaptive_allocations"] == ADAPTIVE
+    stats = sim.cluster.deployment_stats("my-e5")
+    assert stats["adaptive_allocations"] == {**ADAPTIVE, "enabled": True, "min_number_of_allocations": 3}
+    assert sim.cluster.target("my-e5") >= 3 and result["number_of_allocations"] == 3
+    release().execute(context())
+    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"] == ADAPTIVE
+
+
+def test_adaptive_policy_fail_refuses_the_lease_before_anything_changes(sim):
+    sim.cluster.update_deployment("my-e5", adaptive_allocations=ADAPTIVE)
+    updates = requests_to(sim, "update")
+    with pytest.raises(InvalidParameterError, match="adaptive_policy='fail': nothing was changed"):
+        acquire(number_of_allocations=3, adaptive_policy="fail").execute(context())
+    assert lease_doc(sim) is None and requests_to(sim, "update") == updates
+
+
+def test_adaptive_baseline_is_switched_off_for_the_lease_and_back_on_after(sim):
+    sim.cluster.update_deployment("my-e5", adaptive_allocations=ADAPTIVE)
+    result = acquire(number_of_allocations=3, adaptive_policy="disable").execute(context())
     assert result["original_baseline"]["adaptive_allocations"] == ADAPTIVE
     stats = sim.cluster.deployment_stats("my-e5")
     assert sim.cluster.target("my-e5") == 3
@@ -212,3 +236,77 @@ def test_the_keeper_defers_to_the_lease_trigger(sim):
 def test_bad_keeper_settings_fail_when_the_dag_is_parsed(kwargs, fragment):
     with pytest.raises(InvalidParameterError, match=fragment):
         keeper(**kwargs)
+
+
+# -- the capacity check of the lease path (capacity_policy) --------------------------------------------------
+
+
+def test_capacity_fail_fails_fast_when_the_request_can_never_fit(sim):
+    sim.cluster.start_deployment("my-e5", deployment_id="my-e5-b", number_of_allocations=6, wait=True)
+    start = time.monotonic()
+    with pytest.raises(InsufficientCapacityError, match="my-e5: 5 allocations do not fit: the ML nodes can hold 2"):
+        acquire(number_of_allocations=5).execute(context())  # capacity_policy="fail" is the default
+    assert time.monotonic() - start < 10  # no retries of a 429 until they run out
+    assert requests_to(sim, "update") == 0 and sim.cluster.target("my-e5") == 1 and requests_to(sim, "nodes") > 0
+    assert lease_doc(sim) is None  # the lease was released again
+
+
+def test_capacity_fit_gives_the_lease_what_fits(sim):
+    sim.cluster.start_deployment("my-e5", deployment_id="my-e5-b", number_of_allocations=6, wait=True)
+    result = acquire(number_of_allocations=5, capacity_policy="fit").execute(context())
+    assert result["granted_allocations"] == 2 and result["requested_allocations"] == 5
+    assert result["capacity"]["capped"] and result["capacity"]["allowed"] == 2
+    assert sim.cluster.target("my-e5") == 2 and result["leases"][0]["allocations"] == 2
+    release().execute(context())
+    assert sim.cluster.target("my-e5") == 1 and lease_doc(sim) is None
+
+
+def test_capacity_fail_checks_a_raised_adaptive_minimum_but_not_the_kept_maximum(sim):
+    sim.cluster.update_deployment(
+        "my-e5", adaptive_allocations={"enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 32}
+    )
+    result = acquire(number_of_allocations=4).execute(context())  # max 32 > 8 processors is the deployment's own
+    assert result["capacity"]["capped"] is False
+    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"]["min_number_of_allocations"] == 4
+    release().execute(context())
+    with pytest.raises(InsufficientCapacityError, match="9 allocations do not fit"):
+        acquire(number_of_allocations=9).execute(context())
+    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"]["min_number_of_allocations"] == 0
+
+
+def test_capacity_off_sends_the_request_unchecked(sim):
+    result = acquire(number_of_allocations=3, capacity_policy=None).execute(context())
+    assert result["capacity"] is None and requests_to(sim, "nodes") == 0
+
+
+# -- Serverless ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def serverless(monkeypatch):
+    """A simulated Serverless project with ``my-e5`` deployed with adaptive allocations (min 0, max 4)."""
+    from airflow_esml.testing import Simulator
+    from tests.conftest import CONN_ENV
+
+    with Simulator(ml_nodes={"ml-node-1": 4}, load_seconds=0.2, seed=5, serverless=True) as sim:
+        sim.cluster.start_deployment("my-e5", adaptive_allocations={**ADAPTIVE, "min_number_of_allocations": 0},
+                                     wait=True)  # fmt: skip
+        monkeypatch.setenv(CONN_ENV, sim.connection_uri())
+        yield sim
+
+
+def test_on_serverless_the_lease_raises_the_minimum_without_a_capacity_check(serverless):
+    before = serverless.cluster.deployment_stats("my-e5")["adaptive_allocations"]
+    result = acquire(number_of_allocations=3).execute(context())
+    assert result["capacity"] == {"checked": False, "reason": "Serverless project autoscales"}
+    assert serverless.cluster.deployment_stats("my-e5")["adaptive_allocations"]["min_number_of_allocations"] == 3
+    release().execute(context())
+    assert serverless.cluster.deployment_stats("my-e5")["adaptive_allocations"] == before
+    assert not [e for e in serverless.audit.events("request") if e.data.get("status") == 410]
+    assert requests_to(serverless, "nodes") == requests_to(serverless, "ml_info") == 0
+
+
+def test_on_serverless_adaptive_policy_disable_is_refused_before_anything_changes(serverless):
+    with pytest.raises(InvalidParameterError, match="adaptive_policy='disable' cannot be applied on Elastic Cloud"):
+        acquire(number_of_allocations=2, adaptive_policy="disable").execute(context())
+    assert lease_doc(serverless) is None and requests_to(serverless, "update") == 0

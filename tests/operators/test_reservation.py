@@ -163,7 +163,9 @@ def test_off_hours_at_zero_through_an_adaptive_baseline(sim, clock):
     clock(MONDAY_RESERVE)
     taken = reserve().execute(context(MONDAY_RESERVE))
     assert taken["original_baseline"]["adaptive_allocations"] == night
-    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"]["enabled"] is False  # a fixed 3 by day
+    # by day adaptive allocations stay on with their minimum raised to 3 (adaptive_policy="raise_min")
+    by_day = {**night, "min_number_of_allocations": 3, "max_number_of_allocations": 3}
+    assert sim.cluster.deployment_stats("my-e5")["adaptive_allocations"] == by_day
     assert sim.cluster.target("my-e5") == 3
     clock(MONDAY_END)
     end().execute(context(MONDAY_END))

@@ -16,6 +16,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, TaskDeferred
 
 from airflow_esml.core.readiness import Verdict, WaitWindow
 from airflow_esml.core.status import DeploymentStatus, NodeRoute
+from airflow_esml.core.target import Target, trained_model_target
 from airflow_esml.exceptions import (
     AllocationsTimeoutError,
     DeploymentFailedError,
@@ -50,6 +51,9 @@ class FakeHook:
         if isinstance(result, BaseException):
             raise result
         return result
+
+    def target(self, deployment_id: str) -> Target:
+        return trained_model_target(deployment_id)
 
 
 def window(seconds: float = 30.0) -> WaitWindow:

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from airflow_esml.core.status import DeploymentStatus
+from airflow_esml.core.target import trained_model_target
 from airflow_esml.exceptions import InvalidParameterError
 from tests.helpers import stats_example
 
@@ -26,6 +27,9 @@ class FakeHook:
     def get_deployment(self, deployment_id, *, deadline=None):
         self.calls += 1
         return self.statuses[0] if len(self.statuses) == 1 else self.statuses.pop(0)
+
+    def target(self, deployment_id):
+        return trained_model_target(deployment_id)
 
 
 def busy(status, pending_per_node: int):
