@@ -147,6 +147,7 @@ def scaled_deployment(
             lease_name=lease_name,
             retries=release_retries,
             retry_delay=release_retry_delay,
+            wait_task_id=sensor.task_id if sensor is not None else None,
             **common,
         )
         handle.release = release
