@@ -17,11 +17,17 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from airflow_esml.testing.api.bulk import BulkApi
 from airflow_esml.testing.api.control import ControlApi
 from airflow_esml.testing.api.documents import DocumentStore
 from airflow_esml.testing.api.info import InfoApi
+from airflow_esml.testing.api.ingest import IngestApi
 from airflow_esml.testing.api.ml import MlApi
+from airflow_esml.testing.api.reindex import ByQueryApi
+from airflow_esml.testing.api.tasks import TasksApi
 from airflow_esml.testing.cluster import Cluster
+from airflow_esml.testing.docs.ingest import IngestService
+from airflow_esml.testing.docs.tasks import TaskManager
 from airflow_esml.testing.protocol import AuditLog, EsVersion
 from airflow_esml.testing.server.auth import Authenticator
 from airflow_esml.testing.server.faults import Fault, FaultInjector
@@ -91,6 +97,14 @@ class Simulator:
         for model_id in models:
             self.cluster.add_model(model_id)
         self.documents = DocumentStore(audit=self.audit)
+        self.ingest = IngestService.for_cluster(self.cluster, self.documents.find_index)
+        self.documents.ingestor = self.ingest
+        self.tasks = TaskManager(
+            node_id=self.cluster.data_node_id,
+            node_name="es-node-0",
+            store=self.documents.put_document,
+            read=self.documents.get,
+        )
         self.faults = FaultInjector(rng=random.Random(None if seed is None else f"{seed}:faults"), audit=self.audit)
         self._uuid = str(uuid.UUID(int=random.Random(seed).getrandbits(128))) if seed is not None else str(uuid.uuid4())
         self._stopping = threading.Event()
@@ -114,6 +128,7 @@ class Simulator:
         for routes, names in (
             (info.routes(), info.endpoint_names),
             (self.documents.routes(), self.documents.endpoint_names),
+            *((api.routes(), api.endpoint_names) for api in self._document_apis()),
         ):
             for method, template, handler in routes:
                 router.add(method, template, handler, name=names[(method, template)])
@@ -121,6 +136,14 @@ class Simulator:
         for method, template, handler in [*self.faults.routes(), *ControlApi(self.cluster, self.audit).routes()]:
             router.add(method, template, handler, name="sim", control=True)
         return router
+
+    def _document_apis(self) -> list[TasksApi | ByQueryApi | BulkApi | IngestApi]:
+        return [
+            TasksApi(self.tasks),
+            ByQueryApi(self.documents, self.tasks),
+            BulkApi(self.documents),
+            IngestApi(self.ingest.pipelines),
+        ]
 
     def start(self) -> Simulator:
         """Start serving; returns ``self``."""
@@ -163,6 +186,7 @@ class Simulator:
             thread.join()
         server.close_connections()
         self.cluster.close()  # wakes handler threads waiting inside the cluster model
+        self.tasks.close()  # cancels running tasks and joins their threads
         server.server_close()
         self._server = self._thread = None
         self._stopped = True

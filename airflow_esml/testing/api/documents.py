@@ -2,84 +2,36 @@
 
 Enough for optimistic-concurrency users (leases): ``_seq_no``/``_primary_term``, conditional writes
 (``if_seq_no``/``if_primary_term``), ``op_type=create``, 409 ``version_conflict_engine_exception``,
-index auto-creation, get, delete, refresh and a ``match_all``/``term`` search.
+index auto-creation, get, delete, refresh, ``_search`` and ``_count``; and for batch inference: mappings
+(``semantic_text``), ``index.default_pipeline``, ``?pipeline=`` and the write path that ``_bulk`` and the
+by-query jobs share (:meth:`DocumentStore.execute`).
 """
 
 from __future__ import annotations
 
 import base64
 import copy
-import os
 import threading
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
+from airflow_esml.testing.docs.model import (
+    SHARDS,
+    Doc,
+    Index,
+    WriteOp,
+    conflict,
+    index_not_found,
+    validate_index_name,
+)
+from airflow_esml.testing.docs.query import query_matcher
 from airflow_esml.testing.protocol import AuditLog, EsError, Route, SimRequest, SimResponse
 
-_SHARDS = {"total": 2, "successful": 1, "failed": 0}
-_INVALID_CHARS = set('\\/*?"<>| ,#:')
+__all__ = ["DocumentStore", "Ingestor", "validate_index_name"]
 
-
-@dataclass
-class _Doc:
-    source: dict[str, Any]
-    version: int
-    seq_no: int
-
-
-@dataclass
-class _Index:
-    name: str
-    uuid: str = field(default_factory=lambda: base64.urlsafe_b64encode(os.urandom(16)).decode()[:22])
-    docs: dict[str, _Doc] = field(default_factory=dict)
-    deleted_versions: dict[str, int] = field(default_factory=dict)
-    next_seq_no: int = 0
-    primary_term: int = 1
-
-    def take_seq_no(self) -> int:
-        self.next_seq_no += 1
-        return self.next_seq_no - 1
-
-
-def _index_not_found(name: str) -> EsError:
-    return EsError(
-        404,
-        "index_not_found_exception",
-        f"no such index [{name}]",
-        extra={"resource.type": "index_or_alias", "resource.id": name, "index_uuid": "_na_", "index": name},
-    )
-
-
-def _conflict(index: _Index, doc_id: str, reason: str) -> EsError:
-    return EsError(
-        409,
-        "version_conflict_engine_exception",
-        f"[{doc_id}]: version conflict, {reason}",
-        extra={"index_uuid": index.uuid, "shard": "0", "index": index.name},
-    )
-
-
-def validate_index_name(name: str) -> None:
-    """Raise ES's 400 ``invalid_index_name_exception`` for names Elasticsearch refuses."""
-    problem = None
-    if name in (".", ".."):
-        problem = "must not be '.' or '..'"
-    elif name[:1] in ("_", "-", "+"):
-        problem = "must not start with '_', '-', or '+'"
-    elif name != name.lower():
-        problem = "must be lowercase"
-    elif _INVALID_CHARS & set(name):
-        problem = (
-            "must not contain the following characters ['\\', '/', '*', '?', '\"', '<', '>', '|', ' ', ',', '#', ':']"
-        )
-    if problem:
-        raise EsError(
-            400,
-            "invalid_index_name_exception",
-            f"Invalid index name [{name}], {problem}",
-            extra={"index_uuid": "_na_", "index": name},
-        )
+# Runs ingest (pipelines, semantic_text) over index/create ops in place; set by the simulator.
+Ingestor = Callable[[list[WriteOp]], None]
 
 
 def _int_param(request: SimRequest, name: str) -> int | None:
@@ -109,6 +61,17 @@ def _cas(request: SimRequest, *, create: bool) -> tuple[int, int] | None:
     return None if if_seq_no is None or if_term is None else (if_seq_no, if_term)
 
 
+def _flatten_settings(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten_settings(value, name + "."))
+        else:
+            flat[name.removeprefix("index.")] = value
+    return flat
+
+
 class DocumentStore:
     """Thread-safe indices of JSON documents, served by :meth:`routes`.
 
@@ -128,16 +91,20 @@ class DocumentStore:
         ("HEAD", "/{index}"): "index_exists",
         ("GET", "/{index}"): "index_get",
         ("DELETE", "/{index}"): "index_delete",
+        ("GET", "/{index}/_mapping"): "mapping",
         ("POST", "/{index}/_refresh"): "refresh",
         ("GET", "/{index}/_refresh"): "refresh",
         ("GET", "/{index}/_search"): "search",
         ("POST", "/{index}/_search"): "search",
+        ("GET", "/{index}/_count"): "count",
+        ("POST", "/{index}/_count"): "count",
     }
 
     def __init__(self, *, audit: AuditLog) -> None:
         self._audit = audit
         self._lock = threading.RLock()
-        self._indices: dict[str, _Index] = {}
+        self._indices: dict[str, Index] = {}
+        self.ingestor: Ingestor | None = None
 
     def routes(self) -> list[Route]:
         handlers = {
@@ -150,8 +117,10 @@ class DocumentStore:
             "index_exists": self._index_exists,
             "index_get": self._get_index,
             "index_delete": self._delete_index,
+            "mapping": self._get_mapping,
             "refresh": self._refresh,
             "search": self._search,
+            "count": self._count,
         }
         return [(m, t, handlers[name]) for (m, t), name in self.endpoint_names.items()]
 
@@ -164,42 +133,174 @@ class DocumentStore:
             doc = idx.docs.get(doc_id) if idx else None
             return copy.deepcopy(doc.source) if doc else None
 
+    def get_doc(self, index: str, doc_id: str) -> Doc | None:
+        """A copy of a stored document (with ``_seq_no``, ``_version`` and inference fields), or ``None``."""
+        with self._lock:
+            idx = self._indices.get(index)
+            doc = idx.docs.get(doc_id) if idx else None
+            return copy.deepcopy(doc) if doc else None
+
     def indices(self) -> list[str]:
         with self._lock:
             return sorted(self._indices)
 
-    # -- helpers ---------------------------------------------------------------------------------
+    def index_info(self, name: str) -> Index:
+        """A copy of an index without its documents (mappings, settings); 404 when missing."""
+        with self._lock:
+            index = self._existing(name)
+            return Index(index.name, index.uuid, mappings=copy.deepcopy(index.mappings), settings=dict(index.settings))
 
-    def _existing(self, name: str) -> _Index:
+    def find_index(self, name: str) -> Index | None:
+        """Like :meth:`index_info`, ``None`` when missing."""
+        with self._lock:
+            return self.index_info(name) if name in self._indices else None
+
+    def snapshot(self, name: str, query: Any) -> list[tuple[str, Doc]]:
+        """The matching documents as they are now (the by-query jobs' point-in-time view)."""
+        matches = query_matcher(query)
+        with self._lock:
+            index = self._existing(name)
+            return [(i, copy.deepcopy(d)) for i, d in index.docs.items() if matches(d.source)]
+
+    def put_document(self, index: str, doc_id: str, source: dict[str, Any]) -> None:
+        """Store a document without ingest (for system indices such as ``.tasks``)."""
+        self.execute([WriteOp("index", index, doc_id, source=source, pipeline="_none")], ingest=False)
+
+    def execute(self, ops: list[WriteOp], *, ingest: bool = True, refresh: bool = False) -> list[dict[str, Any]]:
+        """Run ingest over the index/create ops (outside the lock), then apply every op in order.
+
+        :param ops: the writes.
+        :param ingest: run pipelines and ``semantic_text`` inference.
+        :param refresh: mark results ``forced_refresh``.
+        :return: one ``_bulk`` item result per op (``status`` and either the write result or ``error``).
+        """
+        for op in ops:
+            if op.id is None and op.action in ("index", "create"):
+                op.id = base64.urlsafe_b64encode(uuid.uuid4().bytes[:15]).decode()
+        if ingest and self.ingestor is not None:
+            self.ingestor([op for op in ops if op.action in ("index", "create") and op.error is None])
+        items = []
+        with self._lock:
+            for op in ops:
+                try:
+                    if op.error is not None:
+                        raise op.error
+                    items.append(self._apply(op, refresh))
+                except EsError as err:
+                    items.append(
+                        {
+                            "_index": op.index,
+                            "_id": op.id,
+                            "status": err.status,
+                            "error": {"type": err.type, "reason": err.reason, **err.extra},
+                        }
+                    )
+        return items
+
+    def default_pipeline(self, name: str) -> str | None:
+        with self._lock:
+            index = self._indices.get(name)
+            return index.default_pipeline if index else None
+
+    # -- the write path --------------------------------------------------------------------------
+
+    def _existing(self, name: str) -> Index:
         validate_index_name(name)
         index = self._indices.get(name)
         if index is None:
-            raise _index_not_found(name)
+            raise index_not_found(name)
         return index
 
-    def _auto_create(self, name: str) -> _Index:
+    def _auto_create(self, name: str) -> Index:
         validate_index_name(name)
         if name not in self._indices:
-            self._indices[name] = _Index(name)
+            self._indices[name] = Index(name)
             self._audit.record("index_created", index=name)
         return self._indices[name]
 
-    def _write_body(self, request: SimRequest, index: _Index, doc_id: str, doc: _Doc, result: str) -> SimResponse:
+    def _apply(self, op: WriteOp, refresh: bool) -> dict[str, Any]:
+        assert op.id is not None
+        if op.action == "delete":
+            index = self._existing(op.index)
+            return self._delete(index, op, refresh)
+        index = self._auto_create(op.index)
+        current = index.docs.get(op.id)
+        if op.action == "update":
+            source = self._updated_source(index, op, current)
+            if source is None:
+                assert current is not None
+                return self._result(index, op, current, "noop", refresh)
+        else:
+            source = op.source or {}
+        if op.action == "create" and current is not None:
+            raise conflict(index, op.id, f"document already exists (current version [{current.version}])")
+        if op.cas is not None:
+            self._check_cas(index, op.id, current, op.cas)
+        version = current.version + 1 if current else index.deleted_versions.pop(op.id, 0) + 1
+        doc = Doc(copy.deepcopy(source), version, index.take_seq_no(), copy.deepcopy(op.inference_fields))
+        index.docs[op.id] = doc
+        return self._result(index, op, doc, "updated" if current else "created", refresh)
+
+    @staticmethod
+    def _updated_source(index: Index, op: WriteOp, current: Doc | None) -> dict[str, Any] | None:
+        body = op.update or {}
+        if current is None:
+            if body.get("doc_as_upsert") and isinstance(body.get("doc"), dict):
+                return dict(body["doc"])
+            if isinstance(body.get("upsert"), dict):
+                return dict(body["upsert"])
+            raise EsError(
+                404,
+                "document_missing_exception",
+                f"[{op.id}]: document missing",
+                extra={"index_uuid": index.uuid, "shard": "0", "index": index.name},
+            )
+        merged = _merge(copy.deepcopy(current.source), body.get("doc") or {})
+        return None if merged == current.source else merged
+
+    def _delete(self, index: Index, op: WriteOp, refresh: bool) -> dict[str, Any]:
+        assert op.id is not None
+        current = index.docs.get(op.id)
+        if op.cas is not None:
+            self._check_cas(index, op.id, current, op.cas)
+        if current is None:
+            version = index.deleted_versions.get(op.id, 0) + 1
+            return self._result(index, op, Doc({}, version, index.take_seq_no()), "not_found", refresh)
+        del index.docs[op.id]
+        index.deleted_versions[op.id] = current.version + 1
+        return self._result(index, op, Doc({}, current.version + 1, index.take_seq_no()), "deleted", refresh)
+
+    def _result(self, index: Index, op: WriteOp, doc: Doc, result: str, refresh: bool) -> dict[str, Any]:
+        doc_id = op.id
         self._audit.record(
-            "document_written", index=index.name, id=doc_id, op=request.method, result=result, seq_no=doc.seq_no
+            "document_written", index=index.name, id=doc_id, op=op.label or op.action, result=result, seq_no=doc.seq_no
         )
         body: dict[str, Any] = {
             "_index": index.name,
             "_id": doc_id,
             "_version": doc.version,
             "result": result,
-            "_shards": dict(_SHARDS),
+            "_shards": dict(SHARDS),
             "_seq_no": doc.seq_no,
             "_primary_term": index.primary_term,
         }
-        if request.query.get("refresh") in ("", "true"):
+        if refresh:
             body["forced_refresh"] = True
-        return SimResponse({"created": 201, "not_found": 404}.get(result, 200), body)
+        body["status"] = {"created": 201, "not_found": 404}.get(result, 200)
+        return body
+
+    @staticmethod
+    def _check_cas(index: Index, doc_id: str, current: Doc | None, cas: tuple[int, int]) -> None:
+        seq_no, term = cas
+        required = f"required seqNo [{seq_no}], primary term [{term}]. "
+        if current is None:
+            raise conflict(index, doc_id, required + "but no document was found")
+        if current.seq_no != seq_no or index.primary_term != term:
+            raise conflict(
+                index,
+                doc_id,
+                required + f"current document has seqNo [{current.seq_no}] and primary term [{index.primary_term}]",
+            )
 
     # -- document handlers -----------------------------------------------------------------------
 
@@ -214,31 +315,25 @@ class DocumentStore:
         if not isinstance(request.body, dict):
             raise EsError(400, "parse_exception", "request body is required")
         cas = _cas(request, create=create)
-        doc_id = request.path_params.get("id") or base64.urlsafe_b64encode(uuid.uuid4().bytes[:15]).decode()
-        with self._lock:
-            index = self._auto_create(request.path_params["index"])
-            current = index.docs.get(doc_id)
-            if create and current is not None:
-                raise _conflict(index, doc_id, f"document already exists (current version [{current.version}])")
-            if cas is not None:
-                self._check_cas(index, doc_id, current, cas)
-            version = current.version + 1 if current else index.deleted_versions.pop(doc_id, 0) + 1
-            doc = _Doc(copy.deepcopy(request.body), version, index.take_seq_no())
-            index.docs[doc_id] = doc
-            return self._write_body(request, index, doc_id, doc, "updated" if current else "created")
+        validate_index_name(request.path_params["index"])
+        op = WriteOp(
+            "create" if create else "index",
+            request.path_params["index"],
+            request.path_params.get("id"),
+            source=request.body,
+            pipeline=request.query.get("pipeline"),
+            cas=cas,
+        )
+        return self._single(op, request)
 
-    @staticmethod
-    def _check_cas(index: _Index, doc_id: str, current: _Doc | None, cas: tuple[int, int]) -> None:
-        seq_no, term = cas
-        required = f"required seqNo [{seq_no}], primary term [{term}]. "
-        if current is None:
-            raise _conflict(index, doc_id, required + "but no document was found")
-        if current.seq_no != seq_no or index.primary_term != term:
-            raise _conflict(
-                index,
-                doc_id,
-                required + f"current document has seqNo [{current.seq_no}] and primary term [{index.primary_term}]",
-            )
+    def _single(self, op: WriteOp, request: SimRequest) -> SimResponse:
+        op.label = request.method
+        (item,) = self.execute([op], refresh=request.query.get("refresh") in ("", "true"))
+        if "error" in item:
+            error = item["error"]
+            extra = {k: v for k, v in error.items() if k not in ("type", "reason")}
+            raise EsError(item["status"], error["type"], error["reason"], extra=extra)
+        return SimResponse(item.pop("status"), item)
 
     def _get_doc(self, request: SimRequest) -> SimResponse:
         doc_id = request.path_params["id"]
@@ -268,24 +363,20 @@ class DocumentStore:
 
     def _delete_doc(self, request: SimRequest) -> SimResponse:
         cas = _cas(request, create=False)
-        doc_id = request.path_params["id"]
+        op = WriteOp("delete", request.path_params["index"], request.path_params["id"], cas=cas)
         with self._lock:
-            index = self._existing(request.path_params["index"])
-            current = index.docs.get(doc_id)
-            if cas is not None:
-                self._check_cas(index, doc_id, current, cas)
-            if current is None:
-                version = index.deleted_versions.get(doc_id, 0) + 1
-                return self._write_body(request, index, doc_id, _Doc({}, version, index.take_seq_no()), "not_found")
-            del index.docs[doc_id]
-            index.deleted_versions[doc_id] = current.version + 1
-            doc = _Doc({}, current.version + 1, index.take_seq_no())
-            return self._write_body(request, index, doc_id, doc, "deleted")
+            self._existing(op.index)
+        return self._single(op, request)
 
     # -- index handlers --------------------------------------------------------------------------
 
     def _create_index(self, request: SimRequest) -> SimResponse:
         name = request.path_params["index"]
+        body = request.body if isinstance(request.body, dict) else {}
+        mappings = body.get("mappings") or {}
+        settings = _flatten_settings(body.get("settings") or {})
+        if not isinstance(mappings, dict):
+            raise EsError(400, "mapper_parsing_exception", "Failed to parse mapping: mappings must be an object")
         with self._lock:
             validate_index_name(name)
             if name in self._indices:
@@ -296,7 +387,9 @@ class DocumentStore:
                     f"index [{name}/{index.uuid}] already exists",
                     extra={"index_uuid": index.uuid, "index": name},
                 )
-            self._auto_create(name)
+            index = self._auto_create(name)
+            index.mappings = copy.deepcopy(mappings)
+            index.settings = settings
         return SimResponse(200, {"acknowledged": True, "shards_acknowledged": True, "index": name})
 
     def _index_exists(self, request: SimRequest) -> SimResponse:
@@ -307,14 +400,19 @@ class DocumentStore:
         with self._lock:
             index = self._existing(request.path_params["index"])
             settings = {
-                "index": {
-                    "number_of_shards": "1",
-                    "number_of_replicas": "1",
-                    "uuid": index.uuid,
-                    "provided_name": index.name,
-                }
+                "number_of_shards": str(index.number_of_shards),
+                "number_of_replicas": "1",
+                **{k: str(v) for k, v in index.settings.items() if k != "number_of_shards"},
+                "uuid": index.uuid,
+                "provided_name": index.name,
             }
-            return SimResponse(200, {index.name: {"aliases": {}, "mappings": {}, "settings": settings}})
+            body = {"aliases": {}, "mappings": copy.deepcopy(index.mappings), "settings": {"index": settings}}
+            return SimResponse(200, {index.name: body})
+
+    def _get_mapping(self, request: SimRequest) -> SimResponse:
+        with self._lock:
+            index = self._existing(request.path_params["index"])
+            return SimResponse(200, {index.name: {"mappings": copy.deepcopy(index.mappings)}})
 
     def _delete_index(self, request: SimRequest) -> SimResponse:
         with self._lock:
@@ -330,23 +428,36 @@ class DocumentStore:
 
     # -- search ----------------------------------------------------------------------------------
 
+    def _matching(self, request: SimRequest) -> tuple[Index, list[tuple[str, Doc]]]:
+        body = request.body if isinstance(request.body, dict) else {}
+        matches = query_matcher(body.get("query", {"match_all": {}}))
+        index = self._existing(request.path_params["index"])
+        return index, [(i, d) for i, d in index.docs.items() if matches(d.source)]
+
+    def _count(self, request: SimRequest) -> SimResponse:
+        with self._lock:
+            _, found = self._matching(request)
+        shards = {"total": 1, "successful": 1, "skipped": 0, "failed": 0}
+        return SimResponse(200, {"count": len(found), "_shards": shards})
+
     def _search(self, request: SimRequest) -> SimResponse:
         body = request.body if isinstance(request.body, dict) else {}
-        matches = _query_matcher(body.get("query", {"match_all": {}}))
         size, start = _int_param(request, "size"), _int_param(request, "from")
         size = int(body.get("size", 10)) if size is None else size
         start = int(body.get("from", 0)) if start is None else start
         flag = request.query.get("seq_no_primary_term", body.get("seq_no_primary_term", False))
         with_seq = flag in (True, "true", "")
+        fields = body.get("fields") or []
         with self._lock:
-            index = self._existing(request.path_params["index"])
-            found = [(i, d) for i, d in index.docs.items() if matches(d.source)]
+            index, found = self._matching(request)
             hits = []
             for doc_id, doc in found[start : start + size]:
                 hit: dict[str, Any] = {"_index": index.name, "_id": doc_id, "_score": 1.0}
                 if with_seq:
                     hit.update(_seq_no=doc.seq_no, _primary_term=index.primary_term)
                 hit["_source"] = copy.deepcopy(doc.source)
+                if "_inference_fields" in fields and doc.inference_fields:
+                    hit["fields"] = {"_inference_fields": [copy.deepcopy(doc.inference_fields)]}
                 hits.append(hit)
         return SimResponse(
             200,
@@ -363,28 +474,10 @@ class DocumentStore:
         )
 
 
-def _query_matcher(query: Any) -> Any:
-    if not isinstance(query, dict) or len(query) != 1:
-        raise EsError(400, "parsing_exception", "[query] malformed query, expected a single query object")
-    ((kind, spec),) = query.items()
-    if kind == "match_all":
-        return lambda source: True
-    if kind == "term" and isinstance(spec, dict) and len(spec) == 1:
-        ((field_name, value),) = spec.items()
-        if isinstance(value, dict):
-            value = value.get("value")
-        return lambda source: _field(source, field_name) == value
-    raise EsError(
-        400,
-        "illegal_argument_exception",
-        f"the simulator supports only [match_all] and single-field [term] queries, got [{kind}]",
-    )
-
-
-def _field(source: dict[str, Any], dotted: str) -> Any:
-    value: Any = source
-    for part in dotted.removesuffix(".keyword").split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+    return target

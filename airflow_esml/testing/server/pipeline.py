@@ -82,6 +82,8 @@ def _parse_body(headers: dict[str, str], data: bytes) -> Any:
     if not data:
         return None
     ctype = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if ctype in ("application/x-ndjson", _COMPAT_PREFIX + "x-ndjson"):
+        return _parse_ndjson(data)
     if ctype not in ("application/json", _COMPAT_PREFIX + "json"):
         reason = f"Content-Type header [{headers.get('content-type')}] is not supported"
         raise PlainError(406, {"error": reason, "status": 406})
@@ -89,6 +91,19 @@ def _parse_body(headers: dict[str, str], data: bytes) -> Any:
         return json.loads(data)
     except ValueError as exc:
         raise EsError(400, "x_content_parse_exception", f"[1:1] Unexpected character: {exc}") from None
+
+
+def _parse_ndjson(data: bytes) -> list[Any]:
+    """An NDJSON body (``_bulk``): one JSON value per non-empty line."""
+    lines = []
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            lines.append(json.loads(line))
+        except ValueError as exc:
+            raise EsError(400, "x_content_parse_exception", f"[{number}:1] Unexpected character: {exc}") from None
+    return lines
 
 
 class SimApp:
