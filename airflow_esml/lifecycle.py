@@ -61,6 +61,16 @@ class ScaledDeployment:
     def last_setup(self) -> Any:
         return self.wait or self.acquire
 
+    def after(self, upstream: Any) -> None:
+        """Make the block's first tasks wait for ``upstream`` too, while the scale-up starts at once.
+
+        :param upstream: a task or a list of tasks outside the block (the data preparation).
+        """
+        ours = {self.acquire.task_id, self.keep.task_id if self.keep else None, self.last_setup.task_id}
+        firsts = [t for t in self.last_setup.downstream_list if t.task_id not in ours and t is not self.release]
+        for task in upstream if isinstance(upstream, (list, tuple)) else [upstream]:
+            task >> (firsts or [self.release])
+
 
 @contextmanager
 def scaled_deployment(
@@ -79,6 +89,7 @@ def scaled_deployment(
     deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
     release_retries: int = 3,
     release_retry_delay: timedelta = timedelta(seconds=30),
+    after: Any = None,
 ) -> Iterator[ScaledDeployment]:
     """A task group that holds a lease on ``deployment_id`` around the tasks created inside the ``with`` block.
 
@@ -100,6 +111,11 @@ def scaled_deployment(
     :param release_retries: retries of the release teardown (a release that fails for good leaves the
         deployment scaled up until the lease expires and the next lease operation or the reaper restores it).
     :param release_retry_delay: the delay between two tries of the release.
+    :param after: tasks (outside the block) that the block's first tasks also wait for, e.g. the data
+        preparation, *without* delaying the scale-up: ``acquire`` starts with the run and the model loads while
+        they run, so the run pays ``max(preparation, load time)`` instead of their sum (docs/leases.md,
+        "Scale up while the data is prepared"). Do not write ``prepare >> group`` instead: that makes the
+        scale-up wait for the preparation.
     """
     wait_timeout = seconds("wait_timeout", wait_timeout)
     poll_interval = seconds("poll_interval", poll_interval)
@@ -152,6 +168,8 @@ def scaled_deployment(
         )
         handle.release = release
         _wire(handle, user_tasks, release)
+        if after is not None:
+            handle.after(after)
 
 
 def _wire(handle: ScaledDeployment, user_tasks: list[Any], release: ReleaseDeploymentLeaseOperator) -> None:

@@ -9,14 +9,19 @@ query API" and "Task management API".
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import elasticsearch
+from elasticsearch.exceptions import GeneralAvailabilityWarning
 
 from airflow_esml.core.params import check_id, shown
 from airflow_esml.exceptions import DeploymentNotFoundError, ElasticsearchRequestError, IndexTaskNotFoundError
 from airflow_esml.hooks.ml import ElasticsearchMLHook
+
+# the client marks the task management API "technical preview" on every call: one warning per poll in task logs
+warnings.filterwarnings("ignore", category=GeneralAvailabilityWarning, message=".*technical preview.*")
 
 
 class ElasticsearchTasksHook(ElasticsearchMLHook):

@@ -12,6 +12,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_esml.core.index_tasks import TaskProgress, parse_task
 from airflow_esml.core.params import DEFAULT_PROGRESS_INTERVAL
+from airflow_esml.exceptions import IndexTaskNotFoundError, TransientRequestError
 
 
 class IndexTaskTrigger(BaseTrigger):
@@ -76,8 +77,6 @@ class IndexTaskTrigger(BaseTrigger):
         yield TriggerEvent(event)
 
     async def _watch(self, hook: Any) -> dict[str, Any]:
-        from airflow_esml.exceptions import IndexTaskNotFoundError, TransientRequestError
-
         last: TaskProgress | None = None
         logged = 0.0
         while True:
