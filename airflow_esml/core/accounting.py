@@ -12,10 +12,10 @@ process started; their product is the time its allocations spent inferring. The 
 snapshots, summed over the nodes, is the busy allocation-seconds of the window (a node that restarted in
 between, whose count went down, counts from zero).
 
-Busy time is attributed to the baseline first: the allocations above the baseline are counted busy only for
-the work the baseline could not have done (``busy - baseline x duration``). That is the honest figure for the
-question "did the extra capacity pay for itself?"; the whole deployment's busy time is in the result as well.
-Pure Python.
+The busy time above the baseline is the deployment's busy time in the share of the allocations above the
+baseline (``busy x above / allocations``): Elasticsearch spreads the inference requests of a deployment over all
+its allocations, so each allocation does the same share of the work. The whole deployment's busy time is in the
+result as well. Pure Python.
 """
 
 from __future__ import annotations
@@ -121,8 +121,8 @@ class CapacityUsage:
     :param allocation_seconds: allocations above the baseline x ``held_seconds``.
     :param loading_allocation_seconds: of those, the allocation-seconds before the allocations were started
         (None when no wait recorded when they were).
-    :param busy_allocation_seconds: of those, the allocation-seconds spent inferring (baseline first: see the
-        module's docstring).
+    :param busy_allocation_seconds: of those, the allocation-seconds spent inferring (the share of the
+        allocations above the baseline in the deployment's busy time).
     :param deployment_busy_allocation_seconds: the whole deployment's busy allocation-seconds in the window.
     :param utilisation: ``busy_allocation_seconds / allocation_seconds`` (None when nothing was held).
     """
@@ -184,7 +184,7 @@ def close_window(
     ready = start.ready_at if start.ready_at is not None else ready_at
     loading = None if ready is None else above * min(held, max(0.0, ready - start.started_at))
     busy = busy_seconds(start.snapshot, end)
-    busy_above = min(allocation_seconds, max(0.0, busy - start.baseline * held)) if above else 0.0
+    busy_above = min(allocation_seconds, busy * above / start.allocations) if above else 0.0
     return CapacityUsage(
         deployment_id=start.deployment_id,
         baseline=start.baseline,

@@ -44,7 +44,7 @@ def test_a_node_that_restarted_counts_from_zero():
 def test_the_example_of_the_issue():
     # 8 allocations, baseline 1, 5m12s: 36.4 allocation-min above the baseline
     start = WindowStart("d", 1, 8, 1000.0, {"a": (0, 0.0)}, ready_at=1000.0 + 18)
-    busy_total = 30.9 * 60 + 312  # the baseline's allocation is busy all along, then 30.9 min above it
+    busy_total = 30.9 * 60 * 8 / 7  # every allocation did the same share: 30.9 min above the baseline
     usage = close_window(start, {"a": (int(busy_total * 10), 100.0)}, 1312.0)
     assert usage.allocation_seconds == pytest.approx(7 * 312)
     assert usage.loading_allocation_seconds == pytest.approx(7 * 18)
@@ -54,11 +54,12 @@ def test_the_example_of_the_issue():
     )
 
 
-def test_busy_time_is_the_baselines_first_and_capped():
+def test_busy_time_is_shared_by_every_allocation_and_capped():
     start = WindowStart("d", 2, 4, 0.0, {})
-    idle = close_window(start, {"a": (100, 10.0)}, 100.0)  # 1 s of work: the baseline did it
-    assert idle.busy_allocation_seconds == 0.0
-    assert idle.utilisation == 0.0
+    little = close_window(start, {"a": (100, 10.0)}, 100.0)  # 1 s of work: half of it on the 2 extra allocations
+    assert little.busy_allocation_seconds == pytest.approx(0.5)
+    assert little.deployment_busy_allocation_seconds == pytest.approx(1.0)
+    assert little.utilisation == pytest.approx(0.0025)
     full = close_window(start, {"a": (1_000_000, 10.0)}, 100.0)  # more than 4 allocations could do
     assert full.busy_allocation_seconds == full.allocation_seconds == 200.0
     assert full.utilisation == 1.0
@@ -106,5 +107,5 @@ def test_duration(value, text):
 def test_a_short_window_is_told_in_allocation_seconds():
     usage = close_window(WindowStart("d", 1, 4, 0.0, {}, ready_at=2.0), {"a": (100, 100.0)}, 10.0)
     assert usage.describe() == (
-        "held 4 allocations for 10s above the baseline of 1 (30.0 allocation-s): 6.0 loading, 0.0 busy (0%)"
+        "held 4 allocations for 10s above the baseline of 1 (30.0 allocation-s): 6.0 loading, 7.5 busy (25%)"
     )
