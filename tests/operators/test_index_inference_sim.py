@@ -85,3 +85,21 @@ def test_on_kill_cancels_the_task_in_the_cluster(sim, es):
         time.sleep(0.05)
     assert answer["completed"] is True
     assert answer["task"]["cancelled"] is True or answer["response"].get("canceled")
+
+
+def test_into_semantic_text_without_a_pipeline(sim, es):
+    es.indices.create(index="docs-semantic", mappings={"properties": {"text": {"type": "semantic_text",
+                                                                              "inference_id": "my-e5"}}})  # fmt: skip
+    result = op(dest_index="docs-semantic").execute(context())
+    assert result["pipeline"] is None and result["progress"]["created"] == 60
+    assert result["progress"]["failure_count"] == 0
+    ingest = [e for e in sim.audit.events("inference") if e.data.get("via") == "ingest"]
+    assert sum(e.data.get("docs", 0) for e in ingest) >= 60  # every document inferred inside the cluster
+
+
+def test_a_refused_start_is_retried_and_starts_one_task(sim, es):
+    sim.inject_fault(endpoint="reindex", status=429, times=1)
+    result = op(dest_index="docs-embedded", pipeline="e5-embed").execute(context())
+    assert result["progress"]["created"] == 60
+    es.indices.refresh(index=".tasks")
+    assert es.count(index=".tasks")["count"] == 1  # one task ran, though two start requests were sent
