@@ -14,14 +14,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import elasticsearch
-from elasticsearch.exceptions import GeneralAvailabilityWarning
 
 from airflow_esml.core.params import check_id, shown
 from airflow_esml.exceptions import DeploymentNotFoundError, ElasticsearchRequestError, IndexTaskNotFoundError
 from airflow_esml.hooks.ml import ElasticsearchMLHook
 
-# the client marks the task management API "technical preview" on every call: one warning per poll in task logs
-warnings.filterwarnings("ignore", category=GeneralAvailabilityWarning, message=".*technical preview.*")
+# clients that mark the task management API "technical preview" warn on every call: one warning per poll in task
+# logs (older clients have no such warning)
+_PREVIEW_WARNING = getattr(elasticsearch.exceptions, "GeneralAvailabilityWarning", None)
+if _PREVIEW_WARNING is not None:
+    warnings.filterwarnings("ignore", category=_PREVIEW_WARNING, message=".*technical preview.*")
 
 
 class ElasticsearchTasksHook(ElasticsearchMLHook):
