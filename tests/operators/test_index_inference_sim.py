@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
 
+from airflow_esml.exceptions import IndexTaskError
 from airflow_esml.operators.index_inference import IndexInferenceOperator
 from tests.helpers import requests_to
 
@@ -103,3 +104,12 @@ def test_a_refused_start_is_retried_and_starts_one_task(sim, es):
     assert result["progress"]["created"] == 60
     es.indices.refresh(index=".tasks")
     assert es.count(index=".tasks")["count"] == 1  # one task ran, though two start requests were sent
+
+
+def test_per_document_failures_from_the_task_result(sim, es):
+    es.index(index="docs", id="no-text", document={"title": "no text field"}, refresh=True)
+    with pytest.raises(IndexTaskError, match=r"document failure.*no-text: 400 .*Input field \[text\] does not exist"):
+        op(dest_index="docs-embedded", pipeline="e5-embed").execute(context())
+    result = op(dest_index="docs-embedded-2", pipeline="e5-embed", on_document_failure="warn").execute(context(2))
+    assert result["progress"]["failure_count"] >= 1
+    assert result["progress"]["failures"][0]["id"] == "no-text"
