@@ -73,6 +73,9 @@ def test_a_scaled_deployment_window_is_reported_at_release(sim, stats, capsys):
     capacity = result["capacity"]
     assert capacity["baseline"] == 1 and capacity["allocations"] == 4
     assert capacity["deployment_busy_allocation_seconds"] == pytest.approx(done, rel=0.02, abs=0.01)
+    inferred = sum(e.data.get("docs", 0) for e in sim.audit.events("inference") if e.data.get("status", 200) == 200)
+    assert inferred == 400  # the audit log: every document once, at 0.01 s each
+    assert capacity["deployment_busy_allocation_seconds"] == pytest.approx(inferred * 0.01, rel=0.05)
     assert capacity["busy_allocation_seconds"] <= capacity["allocation_seconds"]
     assert 0 < capacity["loading_allocation_seconds"] <= capacity["allocation_seconds"]
     assert capacity["allocation_seconds"] == pytest.approx(3 * capacity["held_seconds"], rel=1e-3)
