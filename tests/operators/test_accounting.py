@@ -131,3 +131,28 @@ def test_accounting_never_fails_the_task(sim, stats, monkeypatch):
     stats.gauge.side_effect = RuntimeError("statsd is down")
     result = run(ReleaseDeploymentLeaseOperator(task_id="r", deployment_id="my-e5"), xcoms)
     assert result["capacity"] is not None and result["restored"] is True
+
+
+def test_a_reservation_window_is_reported_when_it_ends(sim, stats, monkeypatch):
+    from datetime import datetime, timezone
+
+    from airflow_esml.operators import reservation as module
+    from airflow_esml.operators.reservation import EndReservationOperator, ReserveDeploymentOperator
+
+    window = {"start": 8, "end": "18:00", "timezone": "Europe/Amsterdam", "lead_minutes": 30, "weekdays": "1-5"}
+    reserve_at, end_at = datetime(2026, 3, 2, 6, 30, tzinfo=timezone.utc), datetime(2026, 3, 2, 17, tzinfo=timezone.utc)
+    sim.cluster.set_infer_seconds_per_doc(0.01)
+    monkeypatch.setattr(module, "utc_now", lambda: reserve_at)
+    reserve = ReserveDeploymentOperator(task_id="reserve", deployment_id="my-e5", number_of_allocations=3, **window)
+    reserve.execute({"run_id": "a", "logical_date": reserve_at, "ti": FakeTI({}, "r")})
+    sim.cluster.wait_for("my-e5")
+    infer(100)
+    monkeypatch.setattr(module, "utc_now", lambda: end_at)
+    ended = EndReservationOperator(task_id="end", deployment_id="my-e5", **window).execute(
+        {"run_id": "b", "logical_date": end_at, "ti": FakeTI({}, "e")}
+    )
+    capacity = ended["capacity"]
+    assert capacity["allocations"] == 3 and capacity["baseline"] == 1
+    assert capacity["loading_allocation_seconds"] is None  # opened and closed by two runs: no wait between
+    assert capacity["deployment_busy_allocation_seconds"] == pytest.approx(1.0, rel=0.1)
+    assert sim.cluster.target("my-e5") == 1
