@@ -81,7 +81,7 @@ def run_once(prep_seconds: float, overlapped: bool, index: int) -> tuple[float, 
         inference = time.time() - infer_start
         released = ReleaseDeploymentLeaseOperator(task_id="release", deployment_id="my-e5",
                                                   wait_task_id="wait").execute(context)  # fmt: skip
-        return time.time() - start, {"inference": inference, **(released["capacity"] or {})}
+        return time.time() - start, {"inference": inference, **(released["capacity_usage"] or {})}
 
 
 def main() -> None:

@@ -100,5 +100,5 @@ def test_reindex_embeddings_embeds_inside_the_cluster_and_reports_capacity(airfl
     embed = run.get_task_instance("scaled_deployment.embed").xcom_pull(task_ids="scaled_deployment.embed")
     assert embed["progress"]["created"] == 120 and embed["batch_plan"]["slices"] == 3
     released = run.get_task_instance("scaled_deployment.release").xcom_pull(task_ids="scaled_deployment.release")
-    assert released["capacity"]["allocations"] == 3 and released["capacity"]["baseline"] == 1
-    assert released["capacity"]["deployment_busy_allocation_seconds"] > 0
+    assert released["capacity_usage"]["allocations"] == 3 and released["capacity_usage"]["baseline"] == 1
+    assert released["capacity_usage"]["deployment_busy_allocation_seconds"] > 0

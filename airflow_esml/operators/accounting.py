@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 #: the XCom key (of the result dict) that holds a window's opening record, and the one of the closing figures
 START_KEY = "accounting"
-USAGE_KEY = "capacity"
+USAGE_KEY = "capacity_usage"
 #: the XCom key under which a wait records when the allocations were seen started (epoch seconds)
 READY_AT_KEY = "allocations_started_at"
 

@@ -81,7 +81,7 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         does not apply to such an update (the lease store makes it in one call, under the leases' lock).
     :param leases_index: the Elasticsearch index of the lease documents.
     :param scale_up_task_id: on a scale-down, the id of the ``UpdateDeploymentOperator`` of this run that scaled
-        up: its window of capacity above the baseline ends here, and the XCom result's ``capacity`` (also one
+        up: its window of capacity above the baseline ends here, and the XCom result's ``capacity_usage`` (also one
         log line and Airflow's ``Stats``) says what it cost and how busy it was (docs/accounting.md). A
         scale-up always records the opening of its window (XCom ``accounting``).
     """
@@ -140,7 +140,7 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         record = window.pull_record(context, self.scale_up_task_id)  # the scale-up's window ends here
         if record:
             end = window.end_snapshot(self.hook, self.deployment_id)
-            self._capacity = {"capacity": window.close_window(record, end, task_log=self.log)}
+            self._capacity = {window.USAGE_KEY: window.close_window(record, end, task_log=self.log)}
         return {**self._update(context), **self._capacity}
 
     def _update(self, context: Context) -> dict[str, Any]:

@@ -307,7 +307,7 @@ class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
     :param on_drift: ``"respect"`` (default) or ``"restore"``; see :class:`AcquireDeploymentLeaseOperator`.
     :param wait_task_id: the task of this run that waited for the lease's allocations (``scaled_deployment``
         sets it): when it saw them started ends the window's loading time. The lease's window of capacity
-        above the baseline ends here: the XCom result's ``capacity`` (also one log line and Airflow's
+        above the baseline ends here: the XCom result's ``capacity_usage`` (also one log line and Airflow's
         ``Stats``) says what it cost and how busy it was (docs/accounting.md).
     """
 
@@ -324,7 +324,7 @@ class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
         ending = window.lease_ending(self.hook, self.store, self.deployment_id, lease_id)  # before capacity goes
         result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
         ready_at = window.ready_at_from(context, self.wait_task_id)
-        result["capacity"] = window.close_lease_window(ending, result, ready_at=ready_at, task_log=self.log)
+        result[window.USAGE_KEY] = window.close_lease_window(ending, result, ready_at=ready_at, task_log=self.log)
         if result["target"] is None:
             self.log.info(
                 "%s: lease %s left no trace: it was already released (a retry); nothing to do",

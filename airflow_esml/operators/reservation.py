@@ -136,7 +136,7 @@ class _ReservationOperator(_LeaseOperator):
         """Release ``lease_id`` if it is held (a reservation already gone is not an error)."""
         ending = window.lease_ending(self.hook, self.store, self.deployment_id, lease_id)  # before capacity goes
         result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
-        result["capacity"] = window.close_lease_window(ending, result, task_log=self.log)
+        result[window.USAGE_KEY] = window.close_lease_window(ending, result, task_log=self.log)
         if result["target"] is None:
             self.log.info("%s: no lease document; reservation %s is not held", self.deployment_id, lease_id)
         else:

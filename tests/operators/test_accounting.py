@@ -70,7 +70,7 @@ def test_a_scaled_deployment_window_is_reported_at_release(sim, stats, capsys):
     done = work_seconds(sim) - before
     release = ReleaseDeploymentLeaseOperator(task_id="g.release", deployment_id="my-e5", wait_task_id="g.wait")
     result = run(release, xcoms)
-    capacity = result["capacity"]
+    capacity = result["capacity_usage"]
     assert capacity["baseline"] == 1 and capacity["allocations"] == 4
     assert capacity["deployment_busy_allocation_seconds"] == pytest.approx(done, rel=0.02, abs=0.01)
     inferred = sum(e.data.get("docs", 0) for e in sim.audit.events("inference") if e.data.get("status", 200) == 200)
@@ -100,9 +100,9 @@ def test_a_run_that_fails_half_way_still_reports_its_window(sim, stats):
     run(AcquireDeploymentLeaseOperator(task_id="a", deployment_id="my-e5", number_of_allocations=3), xcoms)
     # the batch failed before any inference: the teardown still closes the window, which was all idle
     result = run(ReleaseDeploymentLeaseOperator(task_id="r", deployment_id="my-e5"), xcoms)
-    assert result["capacity"]["busy_allocation_seconds"] == 0.0
-    assert result["capacity"]["utilisation"] == 0.0
-    assert result["capacity"]["loading_allocation_seconds"] is None  # no wait recorded when they started
+    assert result["capacity_usage"]["busy_allocation_seconds"] == 0.0
+    assert result["capacity_usage"]["utilisation"] == 0.0
+    assert result["capacity_usage"]["loading_allocation_seconds"] is None  # no wait recorded when they started
     assert sim.cluster.target("my-e5") == 1
 
 
@@ -117,7 +117,7 @@ def test_an_update_pair_reports_the_window_at_the_scale_down(sim, stats):
     down = UpdateDeploymentOperator(task_id="down", deployment_id="my-e5", number_of_allocations=1,
                                     scale_up_task_id="up")  # fmt: skip
     result = run(down, xcoms)
-    capacity = result["capacity"]
+    capacity = result["capacity_usage"]
     assert capacity["allocations"] == 4 and capacity["baseline"] == 1
     assert capacity["loading_allocation_seconds"] > 0
     assert capacity["deployment_busy_allocation_seconds"] > 0
@@ -130,7 +130,7 @@ def test_accounting_never_fails_the_task(sim, stats, monkeypatch):
     run(AcquireDeploymentLeaseOperator(task_id="a", deployment_id="my-e5", number_of_allocations=2), xcoms)
     stats.gauge.side_effect = RuntimeError("statsd is down")
     result = run(ReleaseDeploymentLeaseOperator(task_id="r", deployment_id="my-e5"), xcoms)
-    assert result["capacity"] is not None and result["restored"] is True
+    assert result["capacity_usage"] is not None and result["restored"] is True
 
 
 def test_a_reservation_window_is_reported_when_it_ends(sim, stats, monkeypatch):
@@ -151,7 +151,7 @@ def test_a_reservation_window_is_reported_when_it_ends(sim, stats, monkeypatch):
     ended = EndReservationOperator(task_id="end", deployment_id="my-e5", **window).execute(
         {"run_id": "b", "logical_date": end_at, "ti": FakeTI({}, "e")}
     )
-    capacity = ended["capacity"]
+    capacity = ended["capacity_usage"]
     assert capacity["allocations"] == 3 and capacity["baseline"] == 1
     assert capacity["loading_allocation_seconds"] is None  # opened and closed by two runs: no wait between
     assert capacity["deployment_busy_allocation_seconds"] == pytest.approx(1.0, rel=0.1)
