@@ -6,7 +6,13 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 
 class EsmlError(AirflowException):
-    """Base class of the provider's errors."""
+    """Base class of the provider's errors.
+
+    ``status`` is the HTTP status of the Elasticsearch answer the error comes from (None when there was none),
+    so that a caller can tell a refused API (403, 404, 410) from other failures without parsing the message.
+    """
+
+    status: int | None = None
 
 
 class InvalidParameterError(AirflowFailException, ValueError):
@@ -30,6 +36,39 @@ class AllocationsTimeoutError(EsmlError):
 
 class ElasticsearchRequestError(EsmlError):
     """An Elasticsearch request failed with a terminal (non-retryable) error, or kept failing."""
+
+
+class PrivilegeError(AirflowFailException, ElasticsearchRequestError):
+    """Elasticsearch refused the call (403 ``security_exception``): the API key or user lacks a privilege.
+
+    The message names the transport action and the privileges that Elasticsearch says would grant it (never the
+    key). A retry would be refused the same way, so the task fails.
+
+    :param action: the refused transport action, e.g. ``cluster:admin/xpack/ml/trained_models/deployment/update``.
+    :param privileges: the privileges that grant it, as Elasticsearch lists them (most specific first).
+    :param kind: ``"cluster"`` or ``"index"``.
+    :param indices: the indices of a refused index action.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        action: str | None = None,
+        privileges: tuple[str, ...] = (),
+        kind: str | None = None,
+        indices: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.status = 403
+        self.action, self.privileges, self.kind, self.indices = action, privileges, kind, indices
+
+
+class ApiNotAvailableError(AirflowFailException, ElasticsearchRequestError):
+    """The API exists but is not available on this cluster (410 ``api_not_available_exception``, as Elastic
+    Cloud Serverless answers for ``_nodes``, ``_ml/info``, ``_cluster/settings`` and other operator-only APIs)."""
+
+    status = 410
 
 
 class TransientRequestError(ElasticsearchRequestError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -53,11 +54,32 @@ print(json.dumps({{"parse": t1 - t0, "client": "elasticsearch" in sys.modules}})
 """
 
 
-def _run(code: str, cwd: Path = ROOT) -> dict[str, Any]:
+def _env(*, bytecode: bool) -> dict[str, str]:
+    """The child's environment: with ``bytecode``, Python reads and writes ``__pycache__``; without, it compiles."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    if not bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _run(code: str, cwd: Path = ROOT, *, bytecode: bool = False) -> dict[str, Any]:
     """Run ``code`` in a fresh interpreter whose ``airflow_esml`` is the one under ``cwd``."""
-    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=_env(bytecode=bytecode), check=True, capture_output=True, text=True
+    ).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
+
+
+@contextmanager
+def _copy_of(source: Path) -> Iterator[Path]:
+    """A temporary folder holding ``airflow_esml`` as ``source`` has it, without any ``__pycache__``."""
+    folder = Path(tempfile.mkdtemp(prefix="esml-parse-now-"))
+    try:
+        shutil.copytree(source / "airflow_esml", folder / "airflow_esml", ignore=shutil.ignore_patterns("__pycache__"))
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager
@@ -80,26 +102,47 @@ def tree_at(commit: str) -> Iterator[Path | None]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _pairs(code: str, trees: list[Path], runs: int, *, bytecode: bool) -> list[list[float]]:
+    """``runs`` samples (ms added) per tree, taken pair by pair so that machine noise hits every tree alike."""
+    samples: list[list[float]] = [[] for _ in trees]
+    for _ in range(runs):
+        for i, tree in enumerate(trees):
+            samples[i].append(_run(code, cwd=tree, bytecode=bytecode)["added"] * 1000)
+    return samples
+
+
 def import_cost(runs: int, before: str | None = BEFORE) -> dict[str, Any]:
-    """Median time the DAG-facing modules add over ``import airflow.sdk``, now and (pair by pair) ``before``."""
+    """Median time the DAG-facing modules add over ``import airflow.sdk``, now and (pair by pair) ``before``.
+
+    Measured twice: **cold**, compiling every provider module (a dag-processor's first parse, or any Python
+    run with ``PYTHONDONTWRITEBYTECODE``), and **warm**, with the bytecode that the first parse wrote (every
+    later parse of a long-running dag-processor).
+    """
     code = _IMPORT_CODE.format(modules=PROVIDER_MODULES)
-    with tree_at(before) if before else _no_tree() as old:
-        samples, old_samples = [], []
-        for _ in range(runs):
-            samples.append(_run(code))
-            if old is not None:
-                old_samples.append(_run(code, cwd=old))
+    with _copy_of(ROOT) as now, tree_at(before) if before else _no_tree() as old:
+        trees = [now] if old is None else [now, old]
+        cold = _pairs(code, trees, runs, bytecode=False)
+        for tree in trees:  # the first parse writes the bytecode that the warm runs read
+            _run(code, cwd=tree, bytecode=True)
+        warm = _pairs(code, trees, runs, bytecode=True)
+        probe = _run(code, cwd=now, bytecode=True)
     result: dict[str, Any] = {
         "runs": runs,
         "modules": list(PROVIDER_MODULES),
-        "sdk_ms": median([s["sdk"] * 1000 for s in samples]),
-        "added_ms": median([s["added"] * 1000 for s in samples]),
-        "client_imported": any(s["client"] for s in samples),
+        "sdk_ms": probe["sdk"] * 1000,
+        "added_ms": median(cold[0]),
+        "warm_ms": median(warm[0]),
+        "client_imported": bool(probe["client"]),
         "before": None,
     }
-    if old_samples:
-        before_ms = median([s["added"] * 1000 for s in old_samples])
-        result["before"] = {"commit": before, "added_ms": before_ms, "ratio": result["added_ms"] / before_ms}
+    if old is not None:
+        result["before"] = {
+            "commit": before,
+            "added_ms": median(cold[1]),
+            "warm_ms": median(warm[1]),
+            "ratio": median(cold[0]) / median(cold[1]),
+            "warm_ratio": median(warm[0]) / median(warm[1]),
+        }
     return result
 
 
@@ -109,16 +152,20 @@ def _no_tree() -> Iterator[None]:
 
 
 def dag_parse_cost(runs: int, folder: Path = ROOT / "example_dags") -> list[dict[str, Any]]:
-    """Median time to execute each example DAG file after ``import airflow.sdk`` (fresh interpreter each run)."""
+    """Median time to execute each example DAG file after ``import airflow.sdk`` (fresh interpreter each run),
+    with the provider's bytecode written by a first parse, as in a long-running dag-processor."""
     rows = []
-    for path in sorted(folder.glob("*.py")):
-        samples = [_run(_DAG_CODE.format(path=str(path))) for _ in range(runs)]
-        rows.append(
-            {
-                "file": path.name,
-                "runs": runs,
-                "parse_ms": median([s["parse"] * 1000 for s in samples]),
-                "client_imported": any(s["client"] for s in samples),
-            }
-        )
+    with _copy_of(ROOT) as now:
+        for path in sorted(folder.glob("*.py")):
+            code = _DAG_CODE.format(path=str(path))
+            _run(code, cwd=now, bytecode=True)
+            samples = [_run(code, cwd=now, bytecode=True) for _ in range(runs)]
+            rows.append(
+                {
+                    "file": path.name,
+                    "runs": runs,
+                    "parse_ms": median([s["parse"] * 1000 for s in samples]),
+                    "client_imported": any(s["client"] for s in samples),
+                }
+            )
     return rows

@@ -10,6 +10,11 @@ x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/inference/assignment/)
 of allocations x threads per allocation of normal-priority deployments never exceeds the node's allocated
 processors. Low-priority deployments are planned separately and are not counted. Memory is not checked
 here; Elasticsearch still refuses (429) an update whose model does not fit in memory.
+
+When the check cannot be made (a monitoring API answered 403, 404 or 410: a key without ``monitor``, a proxy,
+Serverless) or is not needed (a Serverless project autoscales), the hook hands :func:`apply_capacity` a
+:class:`CapacityUnchecked` with the reason instead of a report: the update goes on as asked, and the decision
+says that nothing was checked and why. A batch is never blocked because a read-only API was refused.
 """
 
 from __future__ import annotations
@@ -21,6 +26,11 @@ from typing import Any
 
 from airflow_esml.core.plan import UpdatePlan
 from airflow_esml.exceptions import InsufficientCapacityError
+
+#: statuses of a monitoring API (``_nodes``, ``_ml/info``, ``_cluster/settings``) that mean "cannot check
+#: here" rather than "something is wrong": 403 (the key lacks ``monitor``), 404 (a proxy does not pass the
+#: API on) and 410 (``api_not_available_exception``: Serverless)
+UNCHECKABLE_STATUSES = frozenset({403, 404, 410})
 
 
 @dataclass(frozen=True)
@@ -236,25 +246,57 @@ def pooled_report(
 
 
 @dataclass(frozen=True)
+class CapacityUnchecked:
+    """The capacity of the ML nodes was not checked; the update is sent as asked.
+
+    :param deployment_id: the deployment being scaled.
+    :param reason: why, in words a log reader understands: which API answered what (``nodes info (GET
+        _nodes): 403 ...``), or why no check is needed (``Serverless project autoscales``).
+    :param warn: whether this deserves a warning (a monitoring API was refused) or is expected (Serverless).
+    """
+
+    deployment_id: str
+    reason: str
+    warn: bool = True
+
+    def describe(self) -> str:
+        return f"{self.deployment_id}: could not check the ML nodes' capacity ({self.reason}); scaling as requested"
+
+
+@dataclass(frozen=True)
 class CapacityDecision:
     """What to ask for after the capacity check.
 
     :param requested: the count asked for.
     :param allowed: the count to set (below ``requested`` only under ``fit``).
     :param message: what the check found, for the log.
+    :param checked: False when the check could not be made (see :class:`CapacityUnchecked`).
+    :param reason: why it was not checked.
+    :param warn: log ``message`` as a warning.
     """
 
     requested: int
     allowed: int
     message: str
     report: CapacityReport | None = None
+    checked: bool = True
+    reason: str | None = None
+    warn: bool = False
 
     @property
     def capped(self) -> bool:
         return self.allowed < self.requested
 
+    @property
+    def noteworthy(self) -> bool:
+        """Whether the XCom result should carry it: the request was cut, or nothing could be checked."""
+        return self.capped or not self.checked
+
     def to_dict(self) -> dict[str, Any]:
+        if not self.checked:
+            return {"checked": False, "reason": self.reason}
         return {
+            "checked": True,
             "requested": self.requested,
             "allowed": self.allowed,
             "capped": self.capped,
@@ -336,14 +378,35 @@ def needs_check(plan: UpdatePlan, policy: str) -> bool:
     )
 
 
-def apply_capacity(plan: UpdatePlan, report: CapacityReport, policy: str) -> tuple[UpdatePlan, CapacityDecision]:
+def requested_allocations(plan: UpdatePlan) -> int:
+    """The allocations ``plan`` asks for: its count, or its adaptive maximum (else minimum)."""
+    body = plan.body or {}
+    if body.get("number_of_allocations") is not None:
+        return int(body["number_of_allocations"])
+    adaptive = body.get("adaptive_allocations") or {}
+    high = adaptive.get("max_number_of_allocations")
+    return int(high if high is not None else adaptive.get("min_number_of_allocations") or 0)
+
+
+def unchecked(plan: UpdatePlan, why: CapacityUnchecked) -> CapacityDecision:
+    """The decision when the capacity could not be checked: ``plan`` goes on unchanged, and says why."""
+    requested = requested_allocations(plan)
+    return CapacityDecision(requested, requested, why.describe(), None, checked=False, reason=why.reason, warn=why.warn)
+
+
+def apply_capacity(
+    plan: UpdatePlan, report: CapacityReport | CapacityUnchecked, policy: str
+) -> tuple[UpdatePlan, CapacityDecision]:
     """Check ``plan`` against ``report`` under ``policy``; under ``fit`` the returned plan asks for what fits.
 
     A fixed count is checked as a scale-up; adaptive settings have their minimum checked the same way
-    (Elasticsearch places the minimum at once) and their maximum by :func:`check_adaptive_max`.
+    (Elasticsearch places the minimum at once) and their maximum by :func:`check_adaptive_max`. With a
+    :class:`CapacityUnchecked` instead of a report, ``plan`` is returned unchanged with an unchecked decision.
 
     :raises InsufficientCapacityError: it does not fit and ``policy`` is ``"fail"``.
     """
+    if isinstance(report, CapacityUnchecked):
+        return plan, unchecked(plan, report)
     body = dict(plan.body or {})
     current = plan.current.target_allocations
     if "number_of_allocations" in body:

@@ -11,6 +11,7 @@ Elasticsearch's reason (cut to a readable length), and never a credential.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,7 +21,14 @@ import elasticsearch
 import tenacity
 
 from airflow_esml.core.params import cut
-from airflow_esml.exceptions import DeploymentNotFoundError, ElasticsearchRequestError, TransientRequestError
+from airflow_esml.exceptions import (
+    ApiNotAvailableError,
+    DeploymentNotFoundError,
+    ElasticsearchRequestError,
+    EsmlError,
+    PrivilegeError,
+    TransientRequestError,
+)
 
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 #: the shortest request timeout an attempt gets, even when its call's deadline has passed (a last look)
@@ -183,11 +191,26 @@ def translate(
 ) -> Exception:
     """The provider exception for an error that was not, or no longer, retried.
 
+    Its ``status`` is the HTTP status of Elasticsearch's answer, when there was one.
+
     :param waited: seconds the last attempt waited, for a timeout's message.
     """
+    error = _translate(what, exc, waited)
+    if isinstance(exc, elasticsearch.ApiError) and isinstance(error, EsmlError):
+        error.status = exc.meta.status
+    return error
+
+
+def _translate(
+    what: str, exc: elasticsearch.ApiError | elasticsearch.TransportError, waited: float | None
+) -> Exception:
     detail = describe_error(exc)
     if isinstance(exc, elasticsearch.ApiError):
         status = exc.meta.status
+        if status == 403:
+            return privilege_error(what, _reason(exc), detail)
+        if status == 410:
+            return ApiNotAvailableError(f"{what}: this API is not available on this cluster ({detail})")
         if status == 404:
             return DeploymentNotFoundError(f"{what}: {detail}")
         if status == 401:
@@ -214,6 +237,47 @@ def translate(
     if is_transient(exc):
         return TransientRequestError(f"{what}: cannot reach Elasticsearch after retries ({detail})")
     return ElasticsearchRequestError(f"{what}: {detail}")
+
+
+#: Elasticsearch's denial (AuthorizationDenialMessages in elastic/elasticsearch, x-pack/plugin/security/):
+#: "action [A] is unauthorized for API key id [..] of user [..] [on indices [I]], this action is granted by
+#: the cluster|index privileges [P,Q]" (before 7.12 "granted by the privileges [..]")
+_DENIAL = re.compile(r"action \[(?P<action>[^\]]+)\]")
+_GRANTED = re.compile(r"granted by the (?:(?P<kind>cluster|index) )?privileges \[(?P<privileges>[^\]]*)\]")
+_INDICES = re.compile(r"on (?:restricted )?indices \[(?P<indices>[^\]]*)\]")
+
+
+def privilege_error(what: str, reason: str, detail: str) -> PrivilegeError:
+    """The error for a 403: which action was refused and which privileges Elasticsearch says grant it.
+
+    :param what: the call, as messages name it.
+    :param reason: Elasticsearch's ``security_exception`` reason.
+    :param detail: the short description of the answer (status, type, reason), quoted at the end.
+    """
+    action = _DENIAL.search(reason)
+    granted = _GRANTED.search(reason)
+    indices = _INDICES.search(reason)
+    privileges = tuple(p.strip() for p in granted.group("privileges").split(",") if p.strip()) if granted else ()
+    kind = (granted.group("kind") or ("index" if indices else "cluster")) if granted else None
+    names = tuple(i.strip() for i in indices.group("indices").split(",") if i.strip()) if indices else ()
+    if action and privileges:
+        on = f" on indices [{', '.join(names)}]" if names else ""
+        needs = f"the {kind} privilege [{privileges[0]}]" + (
+            f" (or one of [{', '.join(privileges[1:])}])" if len(privileges) > 1 else ""
+        )
+        message = (
+            f"{what}: permission denied: action [{action.group('action')}]{on} needs {needs}, which the "
+            f"connection's API key or user does not have; grant it (see the provider's docs/privileges.md) ({detail})"
+        )
+    else:
+        message = f"{what}: permission denied: the connection's API key or user lacks a privilege ({detail})"
+    return PrivilegeError(
+        message,
+        action=action.group("action") if action else None,
+        privileges=privileges,
+        kind=kind,
+        indices=names,
+    )
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -72,7 +72,10 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
     :param capacity_policy: before a scale-up, read the ML nodes' allocated processors and what other
         deployments use; when the request does not fit: ``"fail"`` (default) refuses before any change, saying
         how many allocations fit and why; ``"fit"`` scales to what fits and says so (XCom ``capacity``);
-        ``"off"`` or None sends the request unchecked. Autoscaling clusters are never refused.
+        ``"off"`` or None sends the request unchecked. Autoscaling clusters are never refused. When a monitoring
+        API the check reads is refused (403 for a key without ``monitor``, 404 from a proxy, 410), the task
+        logs that it could not check and why, scales as requested, and records ``{"checked": False, "reason":
+        ...}`` in XCom ``capacity``.
     :param autoscaling: whether the cluster autoscales ML nodes; None (default) reads
         ``xpack.ml.max_lazy_ml_nodes`` and ``xpack.ml.max_ml_node_size`` from the cluster settings.
     :param honour_leases: when runs hold leases on the deployment (``scaled_deployment``), never cut capacity
@@ -161,16 +164,17 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
     def _plan(self, desired: Settings, policy: str) -> tuple[UpdatePlan, dict[str, Any]]:
         """The update to make, checked against the ML nodes for a scale-up, and the XCom result it gives.
 
-        The result has a ``capacity`` entry when the request was cut to what fits.
+        The result has a ``capacity`` entry when the request was cut to what fits, or when the capacity could
+        not be checked (``{"checked": False, "reason": ...}``: a monitoring API was refused; the update goes on).
         """
         plan = plan_update(self.hook.get_deployment(self.deployment_id), desired, self.adaptive_policy)
         if not capacity.needs_check(plan, policy):
             return plan, update_result(plan)
         report = self.hook.get_capacity(plan.current, self.autoscaling)
         plan, decision = capacity.apply_capacity(plan, report, policy)
-        self.log.info("%s", decision.message)
+        (self.log.warning if decision.warn else self.log.info)("%s", decision.message)
         result = update_result(plan)
-        if decision.capped:
+        if decision.noteworthy:
             result["capacity"] = decision.to_dict()
         return plan, result
 
@@ -192,7 +196,7 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
             return None
         live = doc.reaped(time.time())[0].leases
         plan, result = self._plan(goal_settings(desired, live), policy)  # a scale-up above the leases is checked
-        baseline = desired if not result.get("capacity") else plan.new_settings
+        baseline = plan.new_settings if (result.get("capacity") or {}).get("capped") else desired
         outcome = self.lease_store.set_baseline(self.deployment_id, baseline)
         if outcome is None or outcome.goal is None:
             return None  # the last lease ended meanwhile

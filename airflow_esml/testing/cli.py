@@ -7,13 +7,16 @@ Both commands run :func:`main`. :data:`EXAMPLES_COMMAND` starts a simulator on w
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
+from airflow_esml.testing.cluster.endpoints import BUILTIN_MODELS
 from airflow_esml.testing.simulator import Simulator
 
 #: one simulator for every example DAG: ``my-e5`` (batch inference, business hours) and the A/B test's
@@ -46,6 +49,40 @@ def _deploy(text: str) -> tuple[str | None, str, int]:
     if (named and not deployment) or not model or not allocations.isdigit() or int(allocations) < 1:
         raise argparse.ArgumentTypeError(f"expected {DEPLOY_FORM} (e.g. my-e5:2 or my-e5-a=my-e5:1), got {text!r}")
     return deployment or None, model, int(allocations)
+
+
+ENDPOINT_FORM = "[TASK_TYPE/]INFERENCE_ID=MODEL_ID[:ALLOCATIONS]"
+
+
+def _endpoint(text: str) -> dict[str, object]:
+    """``[TASK_TYPE/]INFERENCE_ID=MODEL_ID[:ALLOCATIONS]`` as keyword arguments of ``Simulator.create_endpoint``."""
+    head, sep, rest = text.partition("=")
+    task_type, slash, inference_id = head.rpartition("/")
+    model, colon, allocations = rest.rpartition(":")
+    if not colon:
+        model, allocations = rest, "1"
+    valid_task = not slash or task_type in ("sparse_embedding", "text_embedding", "rerank")
+    if not sep or not inference_id or not model or not allocations.isdigit() or int(allocations) < 1 or not valid_task:
+        raise argparse.ArgumentTypeError(
+            f"expected {ENDPOINT_FORM} with TASK_TYPE sparse_embedding, text_embedding or rerank "
+            f"(e.g. my-ep=my-e5:2 or sparse_embedding/my-elser=.elser_model_2), got {text!r}"
+        )
+    return {
+        "inference_id": inference_id,
+        "model_id": model,
+        "task_type": task_type or BUILTIN_MODELS.get(model, "text_embedding"),
+        "num_allocations": int(allocations),
+    }
+
+
+def _role(text: str) -> list[str] | dict[str, Any]:
+    """``--restricted-key``'s ROLE: a JSON role descriptor, or comma-separated cluster privileges."""
+    if text.lstrip().startswith("{"):
+        value = json.loads(text)
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a JSON object, got {text!r}")
+        return value
+    return [p.strip() for p in text.split(",") if p.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +121,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="behave like an autoscaling cluster: add ML nodes for allocations that do not fit instead "
         "of answering 429",
     )
-    add("--api-key", metavar="KEY", help="require this API key (Authorization: ApiKey KEY)")
+    add("--api-key", metavar="KEY", help="require this API key (Authorization: ApiKey KEY); it may do everything")
+    add(
+        "--restricted-key",
+        action="append",
+        nargs=2,
+        metavar=("KEY", "ROLE"),
+        help="accept also this API key, with only what ROLE grants: comma-separated cluster privileges "
+        '(monitor_ml,manage_ml) or a JSON role descriptor ({"cluster": [...], "indices": [{"names": [...], '
+        '"privileges": [...]}]}); other actions answer Elasticsearch\'s 403; repeatable',
+    )
+    add(
+        "--serverless",
+        action="store_true",
+        help="answer as an Elastic Cloud Serverless project: build_flavor serverless, 410 for _nodes, _ml/info, "
+        "_cluster/settings and the other operator-only APIs, number_of_allocations refused",
+    )
     add(
         "--tls-dir",
         metavar="DIR",
@@ -112,6 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="simulated inference time per document (default: 0.005)",
     )
+    add(
+        "--endpoint",
+        action="append",
+        type=_endpoint,
+        metavar=ENDPOINT_FORM,
+        help="create an inference endpoint of the elasticsearch service at boot, which starts the deployment "
+        "INFERENCE_ID of MODEL_ID (default task type: the built-in model's, else text_embedding; 1 allocation), e.g. "
+        "sparse_embedding/my-elser=.elser_model_2:2; repeatable. Default endpoints (from 8.17) need no flag: "
+        "they deploy on their first inference call",
+    )
+    add(
+        "--scale-to-zero-seconds",
+        type=float,
+        metavar="S",
+        help="idle time after which adaptive deployments with minimum 0 scale to zero "
+        "(default: the version's, 15 minutes before 8.19, 24 hours from 8.19 and 9.1)",
+    )
     add("--log-level", default="WARNING", help="Python logging level for the simulator (default: WARNING)")
     return parser
 
@@ -122,21 +191,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: arguments (default: ``sys.argv[1:]``).
     :return: the exit code.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        restricted = {key: _role(role) for key, role in args.restricted_key or []}
+    except ValueError as exc:
+        parser.error(f"--restricted-key: {exc}")
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
-    simulator = Simulator(
-        ml_nodes=dict(args.ml_node) if args.ml_node else None,
-        models=args.model or ("my-e5",),
-        load_seconds=args.load_seconds,
-        es_version=args.es_version,
-        autoscale=args.autoscale,
-        api_key=args.api_key,
-        tls_dir=args.tls_dir,
-        seed=args.seed,
-        host=args.host,
-        port=args.port,
-        infer_seconds_per_doc=args.infer_seconds_per_doc,
-    )
+    try:
+        simulator = Simulator(
+            ml_nodes=dict(args.ml_node) if args.ml_node else None,
+            models=args.model or ("my-e5",),
+            load_seconds=args.load_seconds,
+            es_version=args.es_version,
+            autoscale=args.autoscale,
+            api_key=args.api_key,
+            tls_dir=args.tls_dir,
+            seed=args.seed,
+            host=args.host,
+            port=args.port,
+            infer_seconds_per_doc=args.infer_seconds_per_doc,
+            api_keys=restricted,
+            serverless=args.serverless,
+            scale_to_zero_seconds=args.scale_to_zero_seconds,
+        )
+    except ValueError as exc:  # e.g. a privilege the version does not know
+        parser.error(str(exc))
     done = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -147,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with simulator:
         for deployment_id, model_id, allocations in args.deploy or []:
             simulator.start_deployment(model_id, deployment_id=deployment_id, number_of_allocations=allocations)
+        for endpoint in args.endpoint or []:
+            simulator.create_endpoint(**endpoint)
         print(f"listening on {simulator.url}", flush=True)
         while not done.wait(0.5):
             pass

@@ -62,10 +62,11 @@ class SimRequest:
 
 @dataclass
 class SimResponse:
-    """A handler's answer: a status and a JSON-serialisable body."""
+    """A handler's answer: a status, a JSON-serialisable body and extra headers (e.g. ``Warning``)."""
 
     status: int
     body: Any
+    headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 class EsError(Exception):

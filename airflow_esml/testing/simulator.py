@@ -13,17 +13,19 @@ import random
 import runpy
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from airflow_esml.testing.api.bulk import BulkApi
 from airflow_esml.testing.api.control import ControlApi
 from airflow_esml.testing.api.documents import DocumentStore
+from airflow_esml.testing.api.inference import InferenceApi, create_endpoint
 from airflow_esml.testing.api.info import InfoApi
 from airflow_esml.testing.api.ingest import IngestApi
 from airflow_esml.testing.api.ml import MlApi
 from airflow_esml.testing.api.reindex import ByQueryApi
+from airflow_esml.testing.api.security import SecurityApi
 from airflow_esml.testing.api.tasks import TasksApi
 from airflow_esml.testing.cluster import Cluster
 from airflow_esml.testing.docs.ingest import IngestService
@@ -33,7 +35,9 @@ from airflow_esml.testing.server.auth import Authenticator
 from airflow_esml.testing.server.faults import Fault, FaultInjector
 from airflow_esml.testing.server.httpd import SimHTTPServer
 from airflow_esml.testing.server.pipeline import SimApp
+from airflow_esml.testing.server.privileges import Role
 from airflow_esml.testing.server.routing import Router
+from airflow_esml.testing.server.serverless import serverless_only_routes
 from airflow_esml.testing.server.tls import TlsFiles, write_tls_files
 
 if TYPE_CHECKING:
@@ -52,13 +56,25 @@ class Simulator:
     :param load_seconds: seconds a new allocation takes to load (``starting`` -> ``started``).
     :param es_version: simulated Elasticsearch version (8.13 to 9.x).
     :param autoscale: behave like an autoscaling cluster (add ML nodes instead of answering 429).
-    :param api_key: require this API key (``Authorization: ApiKey ...``).
+    :param api_key: require this API key (``Authorization: ApiKey ...``); it has every privilege.
+    :param api_keys: more API keys, each with what it may do: a list of cluster privileges (``["monitor_ml",
+        "manage_ml"]``) or a role descriptor (``{"cluster": [...], "indices": [{"names": ["esml-leases"],
+        "privileges": ["read", "write"]}]}``). Every request of such a key is checked against the transport
+        actions of its route and refused with Elasticsearch's 403 (docs/simulator.md, "Privileges").
     :param basic_auth: require these basic-auth credentials (either credential is accepted when both are set).
     :param tls_dir: serve HTTPS; the CA (``ca.crt``) and server certificate are written here.
     :param seed: seed of every random choice (faults, cluster), for reproducible runs.
     :param host: loopback address to listen on.
     :param port: port to listen on; 0 picks a free port.
     :param infer_seconds_per_doc: simulated inference time per document.
+    :param scale_to_zero_seconds: idle time after which an adaptive deployment with minimum 0 scales to zero
+        (default: the version's, 15 min or 24 h); a short value also shortens the scaler's sampling interval.
+    :param endpoints: inference endpoints to create at construction, each the keyword arguments of
+        :meth:`create_endpoint` (e.g. ``{"inference_id": "my-ep", "model_id": "my-e5"}``).
+    :param serverless: answer as an Elastic Cloud Serverless project: ``GET /`` reports ``build_flavor:
+        "serverless"`` and a version number that is not ``es_version``; ``_nodes``, ``_ml/info``,
+        ``_cluster/settings`` and the other operator-only APIs answer 410; a fixed ``number_of_allocations`` is
+        refused. ``es_version`` is then the stack version whose behaviour the project has.
     """
 
     def __init__(
@@ -76,12 +92,21 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         infer_seconds_per_doc: float = 0.005,
+        scale_to_zero_seconds: float | None = None,
+        endpoints: Iterable[Mapping[str, Any]] = (),
+        api_keys: Mapping[str, Sequence[str] | Mapping[str, Any]] | None = None,
+        serverless: bool = False,
     ) -> None:
         self.version = EsVersion.parse(es_version)
         if self.version < EsVersion(8, 13) or self.version.major > 9:
             raise ValueError(f"es_version must be between 8.13 and 9.x, got {es_version}")
         self._host, self._port = host, port
         self._api_key, self._basic_auth = api_key, basic_auth
+        try:
+            self._api_keys = {key: Role.parse(spec, self.version) for key, spec in (api_keys or {}).items()}
+        except ValueError as exc:
+            raise ValueError(f"api_keys: {exc}") from None
+        self.serverless = serverless
         self._tls_dir = tls_dir
         self.audit = AuditLog()
         self.cluster = Cluster(
@@ -96,6 +121,10 @@ class Simulator:
             self.cluster.add_ml_node(name, processors)
         for model_id in models:
             self.cluster.add_model(model_id)
+        if scale_to_zero_seconds is not None:
+            self.cluster.set_scale_to_zero(scale_to_zero_seconds)
+        for endpoint in endpoints:
+            self.create_endpoint(**endpoint)
         self.documents = DocumentStore(audit=self.audit)
         self.ingest = IngestService.for_cluster(self.cluster, self.documents.find_index)
         self.documents.ingestor = self.ingest
@@ -112,6 +141,7 @@ class Simulator:
         self._stopped = False
         self._thread: threading.Thread | None = None
         self.tls: TlsFiles | None = None
+        self._auth: Authenticator | None = None
         self.url = ""
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -124,15 +154,21 @@ class Simulator:
     def _router(self) -> Router:
         """Every route: the Elasticsearch endpoints, then the ``/_sim/`` control routes (never faulted)."""
         router = Router()
-        info = InfoApi(self.version, self._uuid)
+        info = InfoApi(self.version, self._uuid, serverless=self.serverless)
+        security = SecurityApi(self._auth, self.version)
         for routes, names in (
             (info.routes(), info.endpoint_names),
             (self.documents.routes(), self.documents.endpoint_names),
             *((api.routes(), api.endpoint_names) for api in self._document_apis()),
+            (security.routes(), security.endpoint_names),
         ):
             for method, template, handler in routes:
                 router.add(method, template, handler, name=names[(method, template)])
         router.add_all(MlApi(self.cluster).routes())
+        for method, template, handler, name in InferenceApi(self.cluster).routes():
+            router.add(method, template, handler, name=name)
+        if self.serverless:
+            router.add_all(serverless_only_routes())
         for method, template, handler in [*self.faults.routes(), *ControlApi(self.cluster, self.audit).routes()]:
             router.add(method, template, handler, name="sim", control=True)
         return router
@@ -152,16 +188,18 @@ class Simulator:
         if self._stopped:
             raise RuntimeError("a stopped simulator cannot be restarted; create a new Simulator")
         self.tls = write_tls_files(self._tls_dir) if self._tls_dir is not None else None
-        auth = None
-        if self._api_key is not None or self._basic_auth is not None:
-            auth = Authenticator(api_key=self._api_key, basic_auth=self._basic_auth)
+        self._auth = None
+        if self._api_key is not None or self._basic_auth is not None or self._api_keys:
+            self._auth = Authenticator(api_key=self._api_key, basic_auth=self._basic_auth, api_keys=self._api_keys)
         app = SimApp(
             router=self._router(),
             audit=self.audit,
             version=self.version,
-            auth=auth,
+            auth=self._auth,
             faults=self.faults,
             stopping=self._stopping,
+            serverless=self.serverless,
+            index_exists=lambda name: name in self.documents.indices(),
         )
         self._stopping.clear()
         server = SimHTTPServer((self._host, self._port), app, self.tls.server_context() if self.tls else None)
@@ -199,16 +237,25 @@ class Simulator:
 
     # -- clients ---------------------------------------------------------------------------------
 
+    def _default_key(self) -> str | None:
+        """The API key clients use by default: ``api_key``, else (without basic auth) the first of ``api_keys``."""
+        if self._api_key is not None or self._basic_auth is not None:
+            return self._api_key
+        return next(iter(self._api_keys), None)
+
     def _client_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         if not self.url:
             raise RuntimeError("start the simulator first")
         options: dict[str, Any] = {}
-        if self._api_key is not None:
-            options["api_key"] = self._api_key
+        if self._default_key() is not None:
+            options["api_key"] = self._default_key()
         elif self._basic_auth is not None:
             options["basic_auth"] = self._basic_auth
         if self.ca_certs:
             options["ca_certs"] = self.ca_certs
+        if {"api_key", "basic_auth", "bearer_auth"} & set(kwargs):  # the caller's credential replaces the default
+            options.pop("api_key", None)
+            options.pop("basic_auth", None)
         options.update(kwargs)
         return options
 
@@ -224,18 +271,23 @@ class Simulator:
 
         return elasticsearch.AsyncElasticsearch(self.url, **self._client_kwargs(kwargs))
 
-    def connection_uri(self) -> str:
-        """An Airflow connection URI (conn type ``elasticsearch``) for ``AIRFLOW_CONN_<ID>``."""
+    def connection_uri(self, api_key: str | None = None) -> str:
+        """An Airflow connection URI (conn type ``elasticsearch``) for ``AIRFLOW_CONN_<ID>``.
+
+        :param api_key: the API key it uses (one of ``api_keys``, or one created through the API); by default
+            ``api_key``, else basic auth, else the first of ``api_keys``.
+        """
         if not self.url:
             raise RuntimeError("start the simulator first")
         assert self._server is not None
         port = self._server.server_address[1]
+        key = api_key if api_key is not None else self._default_key()
         userinfo = ""
-        if self._basic_auth is not None:
+        if self._basic_auth is not None and key is None:
             userinfo = f"{quote(self._basic_auth[0], safe='')}:{quote(self._basic_auth[1], safe='')}@"
         extras: dict[str, str] = {}
-        if self._api_key is not None:
-            extras["api_key"] = self._api_key
+        if key is not None:
+            extras["api_key"] = key
         if self.ca_certs:
             extras["ca_certs"] = self.ca_certs
         query = f"?{urlencode(extras)}" if extras else ""
@@ -257,6 +309,40 @@ class Simulator:
 
     def start_deployment(self, model_id: str, **kwargs: Any) -> dict[str, Any]:
         return self.cluster.start_deployment(model_id, **kwargs)
+
+    def create_endpoint(
+        self,
+        inference_id: str,
+        model_id: str | None = None,
+        *,
+        task_type: str = "text_embedding",
+        num_allocations: int | None = 1,
+        num_threads: int = 1,
+        adaptive_allocations: Mapping[str, Any] | None = None,
+        deployment_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Create an inference endpoint of the ``elasticsearch`` service as ``PUT _inference/...`` does.
+
+        :param inference_id: the endpoint id (and the id of the deployment it starts).
+        :param model_id: the trained model.
+        :param task_type: ``sparse_embedding``, ``text_embedding`` or ``rerank``.
+        :param num_allocations: fixed allocations (``None`` with ``adaptive_allocations``).
+        :param num_threads: threads per allocation.
+        :param adaptive_allocations: ``{"enabled": True, "min_number_of_allocations": 0, ...}``.
+        :param deployment_id: attach the endpoint to this existing deployment instead of starting one (the
+            allocation and thread settings then come from the deployment).
+        :return: the endpoint as the API returns it.
+        """
+        return create_endpoint(
+            self.cluster,
+            inference_id,
+            model_id,
+            task_type=task_type,
+            num_allocations=num_allocations,
+            num_threads=num_threads,
+            adaptive_allocations=adaptive_allocations,
+            deployment_id=deployment_id,
+        )
 
     def inject_fault(
         self,

@@ -26,14 +26,16 @@ def test_every_benchmark_path_runs_and_renders(tmp_path: Path) -> None:
     assert load[("per_trigger", 2)]["runs"] == 0 and "capped" in load[("per_trigger", 2)]["note"]
     lag = results["lag"][0]
     assert lag["runs"] == 1 and lag["max_lag"] >= lag["median_lag"] > 0
-    assert results["imports"]["client_imported"] is False and results["imports"]["added_ms"] > 0
-    assert results["imports"]["before"] is None or results["imports"]["before"]["added_ms"] > 0
+    imports = results["imports"]
+    assert imports["client_imported"] is False and imports["added_ms"] > 0 and imports["warm_ms"] > 0
+    assert imports["before"] is None or imports["before"]["added_ms"] > 0 < imports["before"]["warm_ms"]
     assert results["dags"][0]["file"] == "tiny_dag.py"
     rows = results["inference"]["rows"]
     assert [r["allocations"] for r in rows] == [1, 2] and rows[0]["time_vs_first"] == 1.0
     assert all(r[m]["docs_per_second"] > 0 for r in rows for m in ("batch", "sequential_chunks", "naive"))
 
     text = bench.render(results, seconds=1.0)
+    assert "written (warm)" in text
     for heading in ("# Benchmarks", "## 1. Cluster load", "## 2. Readiness lag", "## 3. DAG parse", "## 4. Batch"):
         assert heading in text
     assert "| shared poller | 2 |" in text and "tiny_dag.py" in text

@@ -5,6 +5,8 @@ from typing import Any
 import pytest
 
 from airflow_esml.core.capacity import (
+    UNCHECKABLE_STATUSES,
+    CapacityUnchecked,
     InsufficientCapacityError,
     MlNode,
     apply_capacity,
@@ -163,3 +165,39 @@ def test_adaptive_maximum_beyond_capacity_names_the_limit():
     with pytest.raises(InsufficientCapacityError, match=r"adaptive_allocations\['max_number_of_allocations'\]=9"):
         check_adaptive_max(report, 9, "fail")
     assert check_adaptive_max(report, 3, "fail") == 3 and check_adaptive_max(report, 9, "off") == 9
+
+
+def test_an_unchecked_capacity_lets_the_plan_go_on_and_says_why():
+    plan = plan_update(status(1), Settings(number_of_allocations=8))
+    why = CapacityUnchecked("me", "nodes info (GET _nodes): 403 security_exception: no monitor")
+    same, decision = apply_capacity(plan, why, "fail")  # "fail" cannot refuse what it could not check
+    assert same is plan and same.body == {"number_of_allocations": 8}
+    assert not decision.checked and not decision.capped and decision.noteworthy and decision.warn
+    assert decision.requested == decision.allowed == 8
+    assert decision.to_dict() == {"checked": False, "reason": why.reason}
+    assert decision.message == (
+        "me: could not check the ML nodes' capacity (nodes info (GET _nodes): 403 security_exception: no monitor); "
+        "scaling as requested"
+    )
+
+
+def test_an_expected_unchecked_capacity_is_not_a_warning():
+    desired = parse_settings(None, {"enabled": True, "min_number_of_allocations": 2, "max_number_of_allocations": 6})
+    plan = plan_update(status(1), desired)
+    _, decision = apply_capacity(plan, CapacityUnchecked("me", "Serverless project autoscales", warn=False), "fit")
+    assert not decision.warn and not decision.checked and decision.requested == 6
+    assert decision.to_dict() == {"checked": False, "reason": "Serverless project autoscales"}
+
+
+def test_a_checked_decision_says_it_was_checked():
+    plan = plan_update(status(2), Settings(number_of_allocations=8))
+    _, decision = apply_capacity(plan, build_report("me", 1, [MlNode("n1", "n1", 4)], {}), "fit")
+    assert decision.to_dict()["checked"] is True and decision.noteworthy
+    _, fits = apply_capacity(plan, build_report("me", 1, [MlNode("n1", "n1", 16)], {}), "fit")
+    assert fits.checked and not fits.noteworthy
+
+
+@pytest.mark.parametrize(("status_code", "uncheckable"), [(403, True), (404, True), (410, True), (400, False),
+                                                          (500, False)])  # fmt: skip
+def test_which_answers_mean_the_capacity_cannot_be_checked(status_code, uncheckable):
+    assert (status_code in UNCHECKABLE_STATUSES) is uncheckable

@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -113,6 +114,10 @@ def test_help_lists_every_flag() -> None:
         "--es-version",
         "--deploy",
         "--infer-seconds-per-doc",
+        "--endpoint",
+        "--scale-to-zero-seconds",
+        "--restricted-key",
+        "--serverless",
     ]
     for flag in flags:
         assert flag in result.stdout
@@ -170,3 +175,69 @@ def test_the_examples_command_serves_every_example_dags_deployments() -> None:
         assert proc.wait(timeout=15) == 0
     for doc in ("README.md", "docs/simulator.md"):
         assert EXAMPLES_COMMAND in (ROOT / doc).read_text(), doc
+
+
+def test_cli_creates_endpoints_at_boot_and_sets_the_scale_to_zero_time() -> None:
+    endpoints = ("--endpoint", "ep=m1:2", "--endpoint", "sparse_embedding/elser=.elser_model_2")
+    args = ("--ml-node", "n1:8", "--model", "m1", *endpoints, "--load-seconds", "0.01", "--scale-to-zero-seconds", "60")
+    with running(*args) as (_proc, url):
+        listed = {e["inference_id"]: e for e in _get(url + "/_inference/_all")["endpoints"]}
+        assert listed["ep"]["task_type"] == "text_embedding"
+        assert listed["ep"]["service_settings"]["num_allocations"] == 2
+        assert listed["elser"]["task_type"] == "sparse_embedding"
+        assert listed["elser"]["service_settings"]["model_id"] == ".elser_model_2"
+        stats = _get(url + "/_ml/trained_models/ep/_stats")["trained_model_stats"][0]["deployment_stats"]
+        assert (stats["deployment_id"], stats["model_id"]) == ("ep", "m1")
+
+
+def _status(url: str, key: str) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, headers={"Authorization": f"ApiKey {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_cli_serverless_with_a_restricted_key() -> None:
+    role = '{"cluster": ["monitor_ml"], "indices": [{"names": ["esml-leases"], "privileges": ["read"]}]}'
+    with running("--serverless", "--restricted-key", "ro:secret", role, "--restricted-key", "mon:s2", "monitor") as (
+        proc,
+        url,
+    ):
+        status, body = _status(url + "/", "ro:secret")
+        assert status == 403 and "granted by the cluster privileges [monitor,manage,all]" in body["error"]["reason"]
+        status, body = _status(url + "/", "mon:s2")
+        assert status == 200 and body["version"]["build_flavor"] == "serverless"
+        assert _status(url + "/_ml/info", "mon:s2")[0] == 410
+        assert _status(url + "/_ml/trained_models/_stats", "ro:secret")[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+
+
+@pytest.mark.parametrize("bad", ["ep", "=m1", "ep=", "ep=m1:0", "completion/ep=m1"])
+def test_cli_rejects_a_bad_endpoint_flag(bad: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--endpoint", bad])
+    assert exit_info.value.code == 2
+
+
+def test_endpoint_and_scale_to_zero_flags_are_documented() -> None:
+    options = {a.option_strings[-1]: a for a in build_parser()._actions if a.option_strings}
+    assert "[TASK_TYPE/]INFERENCE_ID=MODEL_ID[:ALLOCATIONS]" in str(options["--endpoint"].metavar)
+    assert "first inference call" in (options["--endpoint"].help or "")
+    assert "scale to zero" in (options["--scale-to-zero-seconds"].help or "")
+    parsed = build_parser().parse_args(["--endpoint", "rerank/rr=m:3", "--scale-to-zero-seconds", "1.5"])
+    assert parsed.endpoint == [{"inference_id": "rr", "model_id": "m", "task_type": "rerank", "num_allocations": 3}]
+    assert parsed.scale_to_zero_seconds == 1.5
+    builtin = build_parser().parse_args(["--endpoint", "my-elser=.elser_model_2"]).endpoint[0]
+    assert builtin["task_type"] == "sparse_embedding"
+
+
+def test_cli_refuses_an_unknown_privilege() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_esml.testing.simulator", "--es-version", "8.13.0", "--restricted-key", "k",
+         "manage_inference"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2 and "unknown cluster privilege [manage_inference]" in result.stderr

@@ -93,7 +93,7 @@ class MlApi:
 
     def clear_cache(self, request: SimRequest) -> SimResponse:
         unrecognized_params(request.path, request.query, set())
-        self.cluster.deployment_stats(request.path_params["model_id"])
+        self.cluster.clear_cache(request.path_params["model_id"])
         return SimResponse(200, {"cleared": True})
 
     # -- inference -----------------------------------------------------------------------------

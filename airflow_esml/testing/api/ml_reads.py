@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_esml.testing.cluster.state import Model
 from airflow_esml.testing.cluster.stats import ml_attributes
-from airflow_esml.testing.cluster.values import epoch_millis, format_bytes
+from airflow_esml.testing.cluster.values import epoch_millis
 from airflow_esml.testing.protocol import EsError
 
 if TYPE_CHECKING:
@@ -200,6 +200,11 @@ def _selected(selector: str | None, node_id: str, entry: dict[str, Any]) -> bool
     return False
 
 
+def whole_megabytes(count: int) -> str:
+    """``ByteSizeValue.ofMb(bytes.getMb()).getStringRep()``: whole megabytes, rounded down (``"4885mb"``)."""
+    return f"{count // 2**20}mb"
+
+
 def ml_info(cluster: Cluster) -> dict[str, Any]:
     """``GET _ml/info``: defaults, upgrade mode, native code and the limits capacity checks use."""
     healthy = list(cluster.nodes.values())
@@ -208,8 +213,8 @@ def ml_info(cluster: Cluster) -> dict[str, Any]:
         biggest = max(n.ml_memory_bytes for n in healthy)
         limits["max_single_ml_node_processors"] = max(n.processors for n in healthy)
         limits["total_ml_processors"] = sum(n.processors for n in healthy)
-        limits["effective_max_model_memory_limit"] = format_bytes(biggest - 30 * 2**20)
-        limits["total_ml_memory"] = format_bytes(sum(n.ml_memory_bytes for n in healthy))
+        limits["effective_max_model_memory_limit"] = whole_megabytes(biggest - 30 * 2**20)
+        limits["total_ml_memory"] = whole_megabytes(sum(n.ml_memory_bytes for n in healthy))
     return {
         "defaults": {
             "anomaly_detectors": {

@@ -13,6 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_esml.testing.cluster.adaptive import AdaptiveSettings, ScalerState, merge
+from airflow_esml.testing.cluster.endpoints import (
+    created_by,
+    ml_update_refused,
+    ownership_409s,
+    stop_refusals,
+    stop_refused,
+    used_by,
+)
 from airflow_esml.testing.cluster.errors import not_found_deployment, not_found_model, start_capacity_error
 from airflow_esml.testing.cluster.inference import InferenceEngine
 from airflow_esml.testing.cluster.inference_ops import InferenceOps
@@ -116,6 +124,23 @@ class Cluster(InferenceOps):
                 self.load_seconds = seconds
             else:
                 self.model_load_seconds[model_id] = seconds
+
+    def clear_cache(self, deployment_id: str) -> None:
+        """Empty the deployment's inference cache (``deployment/cache/_clear``); 404 when unknown."""
+        with self.lock:
+            self._advance()
+            dep = self.deployments.get(deployment_id)
+            if dep is None:
+                raise not_found_deployment(deployment_id)
+            dep.cache.clear()
+
+    def set_scale_to_zero(self, seconds: float) -> None:
+        """Idle time before adaptive deployments with minimum 0 scale to zero; samples at least 4 times in it."""
+        if seconds <= 0:
+            raise ValueError(f"scale_to_zero_seconds must be positive, got {seconds}")
+        with self.lock:
+            self.scaler.scale_to_zero_after = seconds
+            self.scaler.interval = min(self.scaler.interval, max(seconds / 4, 0.05))
 
     def set_infer_seconds_per_doc(self, seconds: float) -> None:
         """Service time of one document for requests arriving from now on."""
@@ -227,6 +252,7 @@ class Cluster(InferenceOps):
             start_wall=self.wall(now),
             engine=InferenceEngine(),
             adaptive=adaptive,
+            zero_target_state="fully_allocated" if self.version.at_least("8.17") else "starting",
         )
         dep.scaler = ScalerState(next_eval=now + self.scaler.interval, started_at=now)
         return dep
@@ -279,22 +305,28 @@ class Cluster(InferenceOps):
         number_of_allocations: int | None = None,
         adaptive_allocations: dict[str, Any] | object | None = _UNSET,
     ) -> dict[str, Any]:
-        """Update as the API does; return the assignment (new target already set)."""
+        """Update as the ML API does; return the assignment (new target already set)."""
         params = UpdateParams(number_of_allocations=number_of_allocations)
         if adaptive_allocations is not _UNSET:
             params.adaptive_set = True
             params.adaptive_fields = dict(adaptive_allocations) if isinstance(adaptive_allocations, dict) else None
         return self.update(deployment_id, params)
 
-    def update(self, deployment_id: str, params: UpdateParams) -> dict[str, Any]:
+    def update(self, deployment_id: str, params: UpdateParams, *, internal: bool = False) -> dict[str, Any]:
         """Apply a parsed update request in Elasticsearch's processing order.
 
         As ``updateDeployment`` in elastic/elasticsearch
         x-pack/plugin/ml/src/main/java/org/elasticsearch/xpack/ml/inference/assignment/TrainedModelAssignmentClusterService.java
+
+        :param internal: sent by the inference API (``Source.INFERENCE_API``): skips the ownership check.
         """
         params.validate()
         with self.lock:
             now = self._advance()
+            if not internal and ownership_409s(self.version):
+                owner = created_by(self.inference_endpoints.values(), deployment_id)
+                if owner is not None:
+                    raise ml_update_refused(owner, deployment_id)
             dep = self.deployments.get(deployment_id)
             if dep is None:
                 raise not_found_deployment(deployment_id)
@@ -329,8 +361,11 @@ class Cluster(InferenceOps):
         """Stop a deployment (no error when it does not exist, as with ``allow_no_match=true``)."""
         self.stop(deployment_id, force=force, allow_no_match=True)
 
-    def stop(self, deployment_id: str, *, force: bool, allow_no_match: bool) -> dict[str, Any]:
-        """Stop: mark ``stopping``, drain queued inference unless ``force``, then remove."""
+    def stop(self, deployment_id: str, *, force: bool, allow_no_match: bool, internal: bool = False) -> dict[str, Any]:
+        """Stop: mark ``stopping``, drain queued inference unless ``force``, then remove.
+
+        :param internal: sent by the inference API when it deletes an endpoint: never refused.
+        """
         with self.lock:
             now = self._advance()
             dep = self.deployments.get(deployment_id)
@@ -338,6 +373,8 @@ class Cluster(InferenceOps):
                 if allow_no_match:
                     return {"stopped": True}
                 raise not_found_deployment(deployment_id)
+            if not internal and not force and stop_refusals(self.version):
+                self._check_stop_allowed(deployment_id)
             if dep.state != "stopping":
                 dep.state = "stopping"
                 for route in dep.routes.values():
@@ -351,6 +388,15 @@ class Cluster(InferenceOps):
             if self.deployments.get(deployment_id) is dep:
                 self._remove(dep, now, "stopped")
             return {"stopped": True}
+
+    def _check_stop_allowed(self, deployment_id: str) -> None:
+        endpoints = self.inference_endpoints.values()
+        owner = created_by(endpoints, deployment_id)
+        if owner is not None:
+            raise stop_refused(deployment_id, owner, created=True)
+        users = used_by(endpoints, deployment_id)
+        if users:
+            raise stop_refused(deployment_id, users[0], created=False)
 
     def _remove(self, dep: Deployment, now: float, why: str) -> None:
         for route in list(dep.routes.values()):

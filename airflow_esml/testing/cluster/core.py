@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from airflow_esml.testing.cluster.adaptive import ScalerConfig, desired_allocations
+from airflow_esml.testing.cluster.endpoints import Endpoint, default_endpoints
 from airflow_esml.testing.cluster.placement import Placer, Plan, reduce_targets
 from airflow_esml.testing.cluster.state import Deployment, MlNode, Model, Route
 from airflow_esml.testing.cluster.values import new_id
@@ -65,6 +66,7 @@ class ClusterCore:
         self.nodes: dict[str, MlNode] = {}
         self.models: dict[str, Model] = {}
         self.deployments: dict[str, Deployment] = {}
+        self.inference_endpoints: dict[str, Endpoint] = {e.inference_id: e for e in default_endpoints(version)}
         self._joins: list[tuple[float, int]] = []
         self._auto_seq = 0
         self.cluster_name = "esml-simulator"

@@ -18,6 +18,8 @@ from typing import Any
 
 WINDOW_SECONDS = 60.0
 EMBEDDING_DIMS = 8
+#: approximate bytes one cached result takes (the cache holds ``cache_size`` / this many inputs)
+CACHE_ENTRY_BYTES = 4096
 
 
 @dataclass
@@ -33,10 +35,14 @@ class NodeCounters:
     errors: int = 0
     window: deque[tuple[float, float]] = field(default_factory=deque)
     waiting: list[float] = field(default_factory=list)
+    cache_hits: int = 0
+    hit_window: deque[float] = field(default_factory=deque)
 
     def trim(self, now: float) -> None:
         while self.window and self.window[0][0] <= now - WINDOW_SECONDS:
             self.window.popleft()
+        while self.hit_window and self.hit_window[0] <= now - WINDOW_SECONDS:
+            self.hit_window.popleft()
         while self.waiting and self.waiting[0] <= now:
             heapq.heappop(self.waiting)
 
@@ -130,6 +136,12 @@ class InferenceEngine:
             counters.trim(end)
             counters.peak = max(counters.peak, len(counters.window))
 
+    def record_cache_hits(self, node_id: str, now: float, hits: int) -> None:
+        """Count ``hits`` documents of a request as answered from the node's inference cache."""
+        counters = self.nodes.setdefault(node_id, NodeCounters())
+        counters.cache_hits += hits
+        counters.hit_window.extend([now] * hits)
+
     def busy_until(self) -> float | None:
         """When the last scheduled document completes (``None`` when idle)."""
         return max((end for end, *_ in self._done), default=None)
@@ -141,6 +153,25 @@ class InferenceEngine:
         """
         done = sum(ms for c in self.nodes.values() for end, ms in c.window if since < end <= until) / 1000.0
         return done + sum(service for end, _, _, service in self._done if end > until)
+
+
+def cache_lookup(cache: dict[str, None], cache_bytes: int, texts: list[str]) -> int:
+    """How many ``texts`` an LRU inference cache of ``cache_bytes`` already holds; then add them all.
+
+    A text seen earlier in the same request is a hit too (the native process answers documents one by one).
+    """
+    if cache_bytes <= 0:
+        return 0
+    capacity = max(1, cache_bytes // CACHE_ENTRY_BYTES)
+    hits = 0
+    for text in texts:
+        if text in cache:
+            hits += 1
+            del cache[text]
+        cache[text] = None
+        if len(cache) > capacity:
+            del cache[next(iter(cache))]
+    return hits
 
 
 def fake_result(text: Any, dims: int = EMBEDDING_DIMS) -> dict[str, Any]:

@@ -38,7 +38,7 @@ def infer_each(cluster: InferenceOps, ident: str, texts: list[Any]) -> list[Outc
     with cluster.lock:
         now = cluster._advance()
         dep = cluster._resolve(ident)
-        dep = cluster._await_allocation(ident, dep, now + ALLOCATION_WAIT_SECONDS)
+        dep = cluster._await_allocation(ident, dep, now + ALLOCATION_WAIT_SECONDS, ALLOCATION_WAIT_SECONDS)
         now = cluster._advance()
         outcomes: list[Outcome] = []
         end, rejected = now, 0

@@ -109,6 +109,10 @@ class Deployment:
     :param model_bytes: size of the model.
     :param created_at: clock instant of creation.
     :param start_wall: wall time of creation (``start_time``).
+    :param zero_target_state: ``allocation_status.state`` with no allocation and a target of 0: ``starting``
+        before PR #114570, ``fully_allocated`` after it.
+    :param waiting_for_allocation: inference requests waiting for the scale from zero.
+    :param cache: inputs in the inference cache, oldest first (only used when ``cache_bytes`` > 0).
     """
 
     deployment_id: str
@@ -129,6 +133,9 @@ class Deployment:
     reason: str | None = None
     routes: dict[str, Route] = field(default_factory=dict)
     max_assigned: int = 0
+    zero_target_state: str = "fully_allocated"
+    waiting_for_allocation: int = 0
+    cache: dict[str, None] = field(default_factory=dict)
 
     def allocation_count(self) -> int:
         """Allocations on ``started`` routes with ``current > 0`` (``calculateAllocationStatus``)."""
@@ -137,6 +144,8 @@ class Deployment:
     def allocation_state(self) -> str:
         """``starting`` / ``started`` / ``fully_allocated`` (``AllocationStatus.calculateState``)."""
         count = self.allocation_count()
+        if count == 0 and self.target == 0:
+            return self.zero_target_state
         if count == 0:
             return "starting"
         return "fully_allocated" if count >= self.target else "started"
@@ -149,6 +158,8 @@ class Deployment:
         """The stored assignment state: sticky ``stopping``, else ``started`` if any route is started."""
         if self.state == "stopping":
             return "stopping"
+        if not self.routes and self.state == "started":
+            return "started"  # scaled to zero: the reducer empties the table and leaves the state alone
         return "started" if any(r.state == "started" for r in self.routes.values()) else "starting"
 
     def computed_state(self) -> str:

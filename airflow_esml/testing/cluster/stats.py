@@ -166,8 +166,8 @@ class Renderer:
         if counters.inference_count > 0:
             average = round(counters.total_ms / counters.inference_count, 3)
             out["average_inference_time_ms"] = average
-            out["average_inference_time_ms_excluding_cache_hits"] = average
-        out["inference_cache_hit_count"] = 0
+            out["average_inference_time_ms_excluding_cache_hits"] = average  # hits take the service time too
+        out["inference_cache_hit_count"] = counters.cache_hits
         if counters.last_access is not None:
             self._time(out, "last_access", self.wall(counters.last_access))
         out["number_of_pending_requests"] = len(counters.waiting)
@@ -181,7 +181,7 @@ class Renderer:
             out["average_inference_time_ms_last_minute"] = round(
                 sum(ms for _, ms in counters.window) / len(counters.window), 3
             )
-        out["inference_cache_hit_count_last_minute"] = 0
+        out["inference_cache_hit_count_last_minute"] = len(counters.hit_window)
         return out
 
     @staticmethod

@@ -1,7 +1,8 @@
 """The request pipeline of the simulator's HTTP server, independent of sockets.
 
-Each request goes: route match, fault injection, media-type (``compatible-with``) check,
-authentication, handler, audit. Handlers see a :class:`~airflow_esml.testing.protocol.SimRequest`
+Each request goes: route match, fault injection, media-type (``compatible-with``) check, the Serverless
+flavour's 410s, authentication, authorization of the route's transport actions (403), the Serverless
+flavour's refusal of fixed counts, handler, audit. Handlers see a :class:`~airflow_esml.testing.protocol.SimRequest`
 and return a :class:`~airflow_esml.testing.protocol.SimResponse` (or raise an ``EsError``); the
 pipeline turns the outcome into a :class:`RawResponse` for the wire.
 """
@@ -12,13 +13,16 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from airflow_esml.testing.protocol import AuditLog, EsError, EsVersion, SimRequest
-from airflow_esml.testing.server.auth import Authenticator
+from airflow_esml.testing.server import serverless as serverless_flavour
+from airflow_esml.testing.server.auth import Authenticator, Principal
 from airflow_esml.testing.server.faults import FaultInjector
+from airflow_esml.testing.server.privileges import RouteContext, checks_for
 from airflow_esml.testing.server.routing import PlainError, Router
 
 log = logging.getLogger(__name__)
@@ -115,6 +119,8 @@ class SimApp:
     :param auth: credential check, or ``None`` for an open cluster.
     :param faults: the fault injector.
     :param stopping: set when the server stops; cuts injected latency short.
+    :param serverless: answer as an Elastic Cloud Serverless project (see :mod:`.serverless`).
+    :param index_exists: whether an index exists (a write to a missing one also needs ``auto_create``).
     """
 
     def __init__(
@@ -126,9 +132,12 @@ class SimApp:
         auth: Authenticator | None,
         faults: FaultInjector,
         stopping: threading.Event,
+        serverless: bool = False,
+        index_exists: Callable[[str], bool] = lambda name: True,
     ) -> None:
         self.router, self.audit, self.version = router, audit, version
         self.auth, self.faults, self.stopping = auth, faults, stopping
+        self.serverless, self.index_exists = serverless, index_exists
 
     def handle(self, method: str, target: str, headers: dict[str, str], data: bytes) -> RawResponse:
         started = time.monotonic()
@@ -150,18 +159,26 @@ class SimApp:
                     if fault.error is not None:
                         raise fault.error
             compat = check_media_types(self.version, headers, bool(data))
+            if self.serverless and not route.control:
+                serverless_flavour.check_request(method, route.template, target, None)
+            query = dict(parse_qsl(split.query, keep_blank_values=True))
             if self.auth is not None:
-                self.auth.check(headers, target)
+                principal = self.auth.check(headers, target)
+                if not route.control:
+                    self._authorize(principal, method, route.template, params, query)
             request = SimRequest(
                 method=method,
                 path=unquote(split.path),
                 path_params=params,
-                query=dict(parse_qsl(split.query, keep_blank_values=True)),
+                query=query,
                 body=_parse_body(headers, data),
                 headers=headers,
             )
+            if self.serverless and not route.control:
+                serverless_flavour.check_request(method, route.template, target, request.body)
             result = route.handler(request)
             response = self._encode(result.status, result.body, compat, head=method == "HEAD")
+            response.headers.extend(result.headers)
         except EsError as err:
             response = self._encode(err.status, err.to_body(), compat)
             response.headers.extend(_error_headers(err))
@@ -174,6 +191,14 @@ class SimApp:
             response = self._encode(500, error.to_body(), compat)
         self._audit(method, split.path, endpoint, response, started)
         return response
+
+    def _authorize(
+        self, principal: Principal, method: str, template: str, params: dict[str, str], query: dict[str, str]
+    ) -> None:
+        """Raise Elasticsearch's 403 unless ``principal`` may run every transport action of the route."""
+        context = RouteContext(self.version, params, query, self.index_exists)
+        for check in checks_for(method, template, context) or ():
+            principal.authorize(check, self.version)
 
     def _encode(self, status: int, body: Any, compat: int | None, *, head: bool = False) -> RawResponse:
         ctype = f"{_COMPAT_PREFIX}json;compatible-with={compat}" if compat else "application/json"

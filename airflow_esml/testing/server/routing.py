@@ -31,6 +31,7 @@ class _Route:
     handler: Handler
     name: str
     control: bool
+    template: str = ""
 
     def match(self, parts: list[str]) -> dict[str, str] | None:
         if len(parts) != len(self.segments):
@@ -79,21 +80,28 @@ class Router:
         :param control: a simulator-only ``/_sim/`` route: never subject to injected faults.
         """
         segments = tuple(template.strip("/").split("/")) if template.strip("/") else ()
-        route = _Route(method.upper(), segments, handler, name or endpoint_name(method, template), control)
+        route = _Route(method.upper(), segments, handler, name or endpoint_name(method, template), control, template)
         self._routes.append(route)
 
     def add_all(self, routes: Iterable[tuple[str, str, Handler]]) -> None:
         for method, template, handler in routes:
             self.add(method, template, handler)
 
+    def routes(self) -> list[tuple[str, str, str, bool]]:
+        """``(method, template, name, control)`` of every route, in the order they were added."""
+        return [(r.method, r.template, r.name, r.control) for r in self._routes]
+
     def match(self, method: str, raw_path: str, uri: str) -> tuple[_Route, dict[str, str]]:
         """The route for a request, or a :class:`PlainError` (400 no handler / 405 wrong method)."""
         stripped = raw_path.strip("/")
         parts = [unquote(p) for p in stripped.split("/")] if stripped else []
         found = [(r, p) for r in self._routes if (p := r.match(parts)) is not None]
+        if found:  # ES's trie prefers a literal segment; that path's methods decide (405 if not among them)
+            best = max(r.specificity for r, _ in found)
+            found = [(r, p) for r, p in found if r.specificity == best]
         same_method = [(r, p) for r, p in found if r.method == method]
         if same_method:
-            return max(same_method, key=lambda rp: rp[0].specificity)
+            return same_method[0]
         if found:
             allowed = sorted({r.method for r, _ in found})
             reason = f"Incorrect HTTP method for uri [{uri}] and method [{method}], allowed: [{', '.join(allowed)}]"

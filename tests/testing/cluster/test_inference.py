@@ -184,7 +184,10 @@ def test_adaptive_scale_to_zero_and_back_on_infer() -> None:
     time.sleep(0.3)
     stats = cluster.deployment_stats("my-e5")
     assert stats["number_of_allocations"] == 0
-    assert stats["allocation_status"] == {"allocation_count": 0, "target_allocation_count": 0, "state": "starting"}
+    # 9.x: fully_allocated with target 0 (PR #114570); the assignment stays started with no routes (C3)
+    zero = {"allocation_count": 0, "target_allocation_count": 0, "state": "fully_allocated"}
+    assert stats["allocation_status"] == zero
+    assert (stats["state"], stats["nodes"]) == ("started", [])
     assert cluster.infer("my-e5", docs(1))[0]["predicted_value"]
     assert cluster.target("my-e5") == 1
 

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_esml.testing import Simulator
 from airflow_esml.testing.protocol import SimRequest, SimResponse
-from airflow_esml.testing.server.routing import Router, endpoint_name
+from airflow_esml.testing.server.routing import PlainError, Router, endpoint_name
 from tests.testing.conftest import EsTarget
 
 
@@ -149,3 +149,21 @@ def test_stop_joins_every_thread(no_stray_threads: None) -> None:
     es.info()  # leaves an idle keep-alive connection in the client's pool
     sim.stop()
     es.close()
+
+
+def test_the_most_literal_path_decides_the_method_as_in_the_path_trie() -> None:
+    def ok(request: SimRequest) -> SimResponse:
+        return SimResponse(200, None)
+
+    router = Router()
+    router.add("POST", "/_inference/{task_type}/{inference_id}", ok, name="infer")
+    router.add("PUT", "/_inference/{inference_id}/_update", ok, name="update")
+    route, params = router.match("PUT", "/_inference/ep/_update", "/_inference/ep/_update")
+    assert (route.name, params) == ("update", {"inference_id": "ep"})
+    assert router.match("POST", "/_inference/text_embedding/ep", "/x")[0].name == "infer"
+    with pytest.raises(PlainError) as wrong:
+        router.match("POST", "/_inference/ep/_update", "/_inference/ep/_update")
+    assert (wrong.value.status, wrong.value.body["error"]) == (
+        405,
+        "Incorrect HTTP method for uri [/_inference/ep/_update] and method [POST], allowed: [PUT]",
+    )
