@@ -152,7 +152,7 @@ class IndexInferenceOperator(BaseOperator):
         if self.deployment_id and self.hook.kibana_url:
             TrainedModelsLink.persist(context, self.hook.kibana_url, self.deployment_id)
         key = self._key(context)
-        result = {"mode": "reindex" if batch["dest_index"] else "update_by_query", **batch, "query": query}
+        result = self._result(batch, query)
         earlier = self._earlier_task(key)
         if earlier is not None:
             task_id, result["batch_plan"] = earlier["task_id"], earlier.get("batch_plan")
@@ -165,6 +165,10 @@ class IndexInferenceOperator(BaseOperator):
         self._es_task_id = result["task_id"] = task_id
         context["ti"].xcom_push(key="es_task_id", value=task_id)
         return self._wait(task_id, result, time.time() + self.timeout)
+
+    @staticmethod
+    def _result(batch: dict[str, Any], query: dict[str, Any] | None) -> dict[str, Any]:
+        return {"mode": "reindex" if batch["dest_index"] else "update_by_query", **batch, "query": query}
 
     def _parameters(self) -> dict[str, Any]:
         batch = parse_index_batch(
@@ -302,6 +306,10 @@ class IndexInferenceOperator(BaseOperator):
         event, result = event or {}, dict(result or {})
         task_id = str(event.get("task_id") or result.get("task_id"))
         self._es_task_id = task_id
+        if not result:  # the resume kwargs did not come back (dag.test() of some Airflow versions drops them)
+            result = self._result(self._parameters(), parse_optional_mapping("query", self.query))
+            record = self.hook.recall_task(self.tasks_index, self._key(context)) or {}
+            result.update(task_id=task_id, batch_plan=record.get("batch_plan"))
         progress = TaskProgress.from_dict(event["progress"]) if event.get("progress") else None
         if event.get("status") == "success" and progress is not None:
             return self._finish(progress, result)

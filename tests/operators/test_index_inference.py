@@ -158,3 +158,13 @@ def test_a_deployment_without_started_allocations_is_refused():
     with pytest.raises(IndexTaskError, match="no allocation is started"):
         op(hook, dest_index="out").execute(context())
     assert hook.starts() == 0
+
+
+def test_resume_without_the_defer_kwargs_rebuilds_the_result():
+    hook = FakeTasksHook(total=1000, per_look=10)
+    task = op(hook, dest_index="out", deferrable=True)
+    with pytest.raises(TaskDeferred):
+        task.execute(context())
+    progress = {"task_id": "node-1:1", "completed": True, "total": 1000, "created": 1000}
+    done = task.execute_complete(context(), {"status": "success", "task_id": "node-1:1", "progress": progress})
+    assert done["task_id"] == "node-1:1" and done["mode"] == "reindex" and done["batch_plan"]["slices"] == 4
