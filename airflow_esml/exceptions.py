@@ -116,3 +116,16 @@ class LeaseLostError(AirflowFailException, EsmlError):
 
 class ConflictingTombstonesError(EsmlError):
     """The reap records of a deployment kept changing while an operation wrote them (a retry may work)."""
+
+
+class IndexTaskError(EsmlError):
+    """An Elasticsearch ``_reindex`` or ``_update_by_query`` task failed, was cancelled, or its documents
+    failed (``on_document_failure="fail"``); the message has Elasticsearch's reason and the first failures."""
+
+
+class IndexTaskNotFoundError(AirflowFailException, EsmlError):
+    """``GET _tasks/<id>`` knows no such task (it was never started, or its result was deleted from ``.tasks``)."""
+
+
+class IndexTaskTimeoutError(EsmlError):
+    """The Elasticsearch task did not end before the operator's ``timeout``; it was cancelled."""

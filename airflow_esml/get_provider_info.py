@@ -20,7 +20,15 @@ INTEGRATION = "Elasticsearch ML"
 #: the integration's logo, a path below the package in the form Airflow's providers use
 LOGO = "/integration-logos/Elasticsearch-ML.svg"
 #: the how-to guides, below the documentation URL
-HOW_TO_GUIDES = ("install.md", "leases.md", "reservations.md", "careful-scaling.md", "inference-endpoints.md")
+HOW_TO_GUIDES = (
+    "install.md",
+    "leases.md",
+    "reservations.md",
+    "careful-scaling.md",
+    "inference-endpoints.md",
+    "in-cluster-inference.md",
+    "accounting.md",
+)
 
 
 def project_url(label: str) -> str | None:
@@ -64,7 +72,9 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             }
         ],
-        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_esml.hooks.ml"]}],
+        "hooks": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_esml.hooks.ml", "airflow_esml.hooks.tasks"]}
+        ],
         "operators": [
             {
                 "integration-name": INTEGRATION,
@@ -73,6 +83,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_esml.operators.inference",
                     "airflow_esml.operators.lease",
                     "airflow_esml.operators.reservation",
+                    "airflow_esml.operators.index_inference",
                 ],
             }
         ],
@@ -80,7 +91,11 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_esml.triggers.deployment", "airflow_esml.triggers.lease"],
+                "python-modules": [
+                    "airflow_esml.triggers.deployment",
+                    "airflow_esml.triggers.lease",
+                    "airflow_esml.triggers.task",
+                ],
             }
         ],
         "extra-links": ["airflow_esml.links.TrainedModelsLink"],

@@ -64,6 +64,16 @@ class ScaledDeployment:
     def last_setup(self) -> Any:
         return self.wait or self.acquire
 
+    def after(self, upstream: Any) -> None:
+        """Make the block's first tasks wait for ``upstream`` too, while the scale-up starts at once.
+
+        :param upstream: a task or a list of tasks outside the block (the data preparation).
+        """
+        ours = {self.acquire.task_id, self.keep.task_id if self.keep else None, self.last_setup.task_id}
+        firsts = [t for t in self.last_setup.downstream_list if t.task_id not in ours and t is not self.release]
+        for task in upstream if isinstance(upstream, (list, tuple)) else [upstream]:
+            task >> (firsts or [self.release])
+
 
 @contextmanager
 def scaled_deployment(
@@ -85,6 +95,7 @@ def scaled_deployment(
     adaptive_policy: str = DEFAULT_ADAPTIVE_POLICY,
     capacity_policy: str | None = "fail",
     autoscaling: bool | None = None,
+    after: Any = None,
 ) -> Iterator[ScaledDeployment]:
     """A task group that holds a lease on ``deployment_id`` around the tasks created inside the ``with`` block.
 
@@ -114,6 +125,11 @@ def scaled_deployment(
         when the allocations can never fit, ``"fit"`` takes what fits (the wait then waits for that), ``"off"``
         or None does not check.
     :param autoscaling: whether the cluster autoscales ML nodes; None reads its settings.
+    :param after: tasks (outside the block) that the block's first tasks also wait for, e.g. the data
+        preparation, *without* delaying the scale-up: ``acquire`` starts with the run and the model loads while
+        they run, so the run pays ``max(preparation, load time)`` instead of their sum (docs/leases.md,
+        "Scale up while the data is prepared"). Do not write ``prepare >> group`` instead: that makes the
+        scale-up wait for the preparation.
     """
     check_adaptive_policy(adaptive_policy)
     checking = parse_capacity_policy(capacity_policy)
@@ -168,10 +184,13 @@ def scaled_deployment(
             lease_name=lease_name,
             retries=release_retries,
             retry_delay=release_retry_delay,
+            wait_task_id=sensor.task_id if sensor is not None else None,
             **common,
         )
         handle.release = release
         _wire(handle, user_tasks, release)
+        if after is not None:
+            handle.after(after)
 
 
 def _wire(handle: ScaledDeployment, user_tasks: list[Any], release: ReleaseDeploymentLeaseOperator) -> None:

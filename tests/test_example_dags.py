@@ -148,3 +148,20 @@ def test_inference_endpoint_deploys_a_default_endpoint_and_restores_its_settings
     assert changes[-2:] == [{**default, "min_number_of_allocations": 2}, default]
     # on the newest 9.x the ML update API refuses endpoint deployments: every update went through _inference
     assert not [e for e in sim.audit.events("request", endpoint="update") if e.data.get("path", "").find(e5) >= 0]
+
+
+def test_reindex_embeddings_embeds_inside_the_cluster_and_reports_capacity(airflow_db, sim):
+    run = load("esml_reindex_embeddings").test(run_conf={"allocations": 3, "documents": 120})
+    assert run.state == "success"
+    targets = [value for _, value in sim.audit.target_history("my-e5")]
+    assert targets[-2:] == [3, 1]  # scaled up for the batch, back to the baseline after it
+    with sim.client() as es:
+        es.indices.refresh(index="articles-embedded")
+        assert es.count(index="articles-embedded")["count"] == 120
+        assert "embedding" in es.get(index="articles-embedded", id="5")["_source"]
+    assert not [e for e in sim.audit.events("inference") if e.data.get("via") != "ingest"]  # none via the worker
+    embed = run.get_task_instance("scaled_deployment.embed").xcom_pull(task_ids="scaled_deployment.embed")
+    assert embed["progress"]["created"] == 120 and embed["batch_plan"]["slices"] == 3
+    released = run.get_task_instance("scaled_deployment.release").xcom_pull(task_ids="scaled_deployment.release")
+    assert released["capacity_usage"]["allocations"] == 3 and released["capacity_usage"]["baseline"] == 1
+    assert released["capacity_usage"]["deployment_busy_allocation_seconds"] > 0

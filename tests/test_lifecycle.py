@@ -151,3 +151,27 @@ def test_the_block_passes_the_adaptive_and_capacity_policies_to_the_acquire():
     with pytest.raises(InvalidParameterError, match="capacity_policy must be one of"):
         with DAG("bad2", schedule=None, start_date=START), scaled_deployment("my-e5", 4, capacity_policy="maybe"):
             pass
+
+
+def test_after_overlaps_the_scale_up_with_the_preparation():
+    with DAG("overlap", schedule=None, start_date=START) as dag:
+        prepare = Work(task_id="prepare")
+        with scaled_deployment("my-e5", 4, after=prepare):
+            infer = Work(task_id="infer")
+    acquire, wait, release = (
+        dag.get_task(f"scaled_deployment.{t}") for t in ("acquire", "wait_for_allocations", "release")
+    )
+    assert acquire.upstream_task_ids == set()  # the scale-up starts with the run, beside the preparation
+    assert infer.upstream_task_ids == {wait.task_id, prepare.task_id}  # only the inference waits for both
+    assert prepare.task_id not in release.upstream_task_ids | wait.upstream_task_ids
+    assert release.upstream_task_ids >= {infer.task_id}
+
+
+def test_after_on_the_handle_for_tasks_made_later():
+    with DAG("overlap_later", schedule=None, start_date=START) as dag:
+        with scaled_deployment("my-e5", 4, wait=False) as scaled:
+            infer = Work(task_id="infer")
+        prepare = Work(task_id="prepare")
+        scaled.after([prepare])
+    assert infer.upstream_task_ids == {"scaled_deployment.acquire", "prepare"}
+    assert dag.get_task("scaled_deployment.acquire").upstream_task_ids == set()

@@ -21,6 +21,7 @@ DAG_FACING = (
     "airflow_esml.operators.inference",
     "airflow_esml.operators.lease",
     "airflow_esml.operators.reservation",
+    "airflow_esml.operators.index_inference",
     "airflow_esml.lifecycle",
 )
 #: the provider's modules that may be (and are only) imported inside functions, and what makes them heavy
@@ -28,9 +29,11 @@ LAZY = {
     "airflow_esml.hooks.ml": "elasticsearch",
     "airflow_esml.hooks.inference": "elasticsearch",
     "airflow_esml.hooks.retry": "elasticsearch",
+    "airflow_esml.hooks.tasks": "elasticsearch",
     "airflow_esml.leases.store": "elasticsearch",
     "airflow_esml.triggers.deployment": "airflow.triggers.base",
     "airflow_esml.triggers.lease": "airflow.triggers.base",
+    "airflow_esml.triggers.task": "airflow.triggers.base",
 }
 
 

@@ -49,6 +49,15 @@ DEFAULT_TRIGGER_INTERVAL = 1.0
 DEFAULT_PORT = 9200
 #: seconds the client waits for one answer, unless the connection's ``request_timeout`` extra says otherwise
 DEFAULT_REQUEST_TIMEOUT = 30.0
+#: seconds an in-cluster batch (``IndexInferenceOperator``) may run before it is cancelled and the task fails
+DEFAULT_INDEX_TASK_TIMEOUT = 6 * 3600.0
+#: seconds between two looks at an Elasticsearch task (``GET _tasks/<id>``) while waiting for it
+DEFAULT_TASK_POLL_INTERVAL = 5.0
+#: seconds between two progress lines of a running batch, at least
+DEFAULT_PROGRESS_INTERVAL = 10.0
+#: the index that keeps the Elasticsearch task id of each IndexInferenceOperator task instance (so a retry
+#: resumes the same task)
+DEFAULT_TASKS_INDEX = "esml-tasks"
 
 AdaptivePolicy = Literal["raise_min", "fail", "disable"]
 ADAPTIVE_POLICIES: tuple[str, ...] = ("raise_min", "fail", "disable")
@@ -60,6 +69,8 @@ CapacityPolicy = Literal["fail", "fit", "off"]
 CAPACITY_POLICIES: tuple[str, ...] = ("fail", "fit", "off")
 DriftPolicy = Literal["respect", "restore"]
 DRIFT_POLICIES: tuple[str, ...] = ("respect", "restore")
+DOCUMENT_FAILURE_POLICIES: tuple[str, ...] = ("fail", "warn")
+CONFLICT_POLICIES: tuple[str, ...] = ("abort", "proceed")
 
 _ADAPTIVE_KEYS = frozenset({"enabled", "min_number_of_allocations", "max_number_of_allocations"})
 
@@ -227,6 +238,47 @@ def parse_capacity_policy(value: Any) -> CapacityPolicy:
 def parse_max_step(value: Any) -> int | None:
     """``max_step`` after templating: None (one jump) or a positive integer."""
     return optional_positive_int("max_step", value)
+
+
+def parse_optional_mapping(name: str, value: Any) -> dict[str, Any] | None:
+    """An optional JSON object (a dict, or its rendered-template text), e.g. a ``query``."""
+    if is_unset(value):
+        return None
+    if isinstance(value, str):
+        value = _parse_mapping_text(name, value)
+    if not isinstance(value, Mapping):
+        raise InvalidParameterError(f"{name} must be a JSON object, got {shown(value)}")
+    return dict(value)
+
+
+def parse_index_batch(
+    *, source_index: Any, dest_index: Any, pipeline: Any, slices: Any, batch_size: Any, conflicts: Any,
+    on_document_failure: Any, requests_per_second: Any, max_docs: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """The rendered parameters of an in-cluster batch (``IndexInferenceOperator``), checked.
+
+    ``dest_index`` unset means ``_update_by_query`` on ``source_index`` in place, which needs a ``pipeline``
+    unless the index infers through its mapping (``semantic_text``); ``dest_index`` equal to ``source_index``
+    is refused (``_reindex`` cannot write into its source).
+    """
+    source = check_id("source_index", source_index)
+    dest = None if is_unset(dest_index) else check_id("dest_index", dest_index)
+    if dest is not None and dest == source:
+        raise InvalidParameterError(
+            f"dest_index must differ from source_index ({shown(source)}); leave it unset to update in place"
+        )
+    rate = None if is_unset(requests_per_second) else positive_number("requests_per_second", requests_per_second)
+    return {
+        "source_index": source,
+        "dest_index": dest,
+        "pipeline": None if is_unset(pipeline) else check_id("pipeline", pipeline),
+        "slices": optional_positive_int("slices", slices),
+        "batch_size": optional_positive_int("batch_size", batch_size),
+        "conflicts": choice("conflicts", conflicts, CONFLICT_POLICIES),
+        "on_document_failure": choice("on_document_failure", on_document_failure, DOCUMENT_FAILURE_POLICIES),
+        "requests_per_second": rate,
+        "max_docs": optional_positive_int("max_docs", max_docs),
+    }
 
 
 def parse_adaptive(value: Any, name: str = "adaptive_allocations") -> AdaptiveAllocations:

@@ -62,7 +62,7 @@ class Lease:
         return (
             f"{deployment_id}: reaping lease {self.lease_id} ({self.allocations} allocations): it expired at "
             f"{when(self.expires_at)} without renewal ({now - self.expires_at:.0f}s ago); its owner "
-            f"{dict(self.owner) or 'unknown'} stopped renewing it (its keep_lease task is no longer running)"
+            f"{_who(self.owner) or 'unknown'} stopped renewing it (its keep_lease task is no longer running)"
         )
 
     def renewed(self, expires_at: float) -> Lease:
@@ -105,6 +105,11 @@ class Lock:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Lock:
         return cls(str(data["token"]), str(data.get("holder", "")), float(data["expires_at"]))
+
+
+def _who(owner: Mapping[str, Any]) -> dict[str, Any]:
+    """The owner as messages show it: who, without the capacity window's record (docs/accounting.md)."""
+    return {k: v for k, v in owner.items() if k != "capacity_window"}
 
 
 def when(at: float) -> str:

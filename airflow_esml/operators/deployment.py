@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
-from airflow_esml.core import capacity
+from airflow_esml.core import accounting, capacity
 from airflow_esml.core.capacity import CapacityReport, CapacityUnchecked
 from airflow_esml.core.metrics import metrics_of
 from airflow_esml.core.params import (
@@ -34,6 +34,7 @@ from airflow_esml.core.target import Target
 from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, EsmlError
 from airflow_esml.leases.model import goal_settings, held_by_leases
 from airflow_esml.links import TrainedModelsLink
+from airflow_esml.operators import accounting as window
 from airflow_esml.operators.waiting import AllocationsWaitMixin
 
 if TYPE_CHECKING:
@@ -91,6 +92,10 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         request above the leases applies at once. The XCom result then has a ``leases`` entry. ``max_step``
         does not apply to such an update (the lease store makes it in one call, under the leases' lock).
     :param leases_index: the Elasticsearch index of the lease documents.
+    :param scale_up_task_id: on a scale-down, the id of the ``UpdateDeploymentOperator`` of this run that scaled
+        up: its window of capacity above the baseline ends here, and the XCom result's ``capacity_usage`` (also one
+        log line and Airflow's ``Stats``) says what it cost and how busy it was (docs/accounting.md). A
+        scale-up always records the opening of its window (XCom ``accounting``).
     """
 
     template_fields: Sequence[str] = (
@@ -120,9 +125,12 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         autoscaling: bool | None = None,
         honour_leases: bool = True,
         leases_index: str = DEFAULT_LEASES_INDEX,
+        scale_up_task_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.scale_up_task_id = scale_up_task_id
+        self._capacity: dict[str, Any] = {}
         self.honour_leases = honour_leases
         self.leases_index = leases_index
         self.max_step = max_step
@@ -141,6 +149,13 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
             self.log.warning("%s: deferrable=True has no effect without wait_for_completion=True", self.task_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        record = window.pull_record(context, self.scale_up_task_id)  # the scale-up's window ends here
+        if record:
+            end = window.end_snapshot(self.hook, self.deployment_id)
+            self._capacity = {window.USAGE_KEY: window.close_window(record, end, task_log=self.log)}
+        return {**self._update(context), **self._capacity}
+
+    def _update(self, context: Context) -> dict[str, Any]:
         check_id("deployment_id", self.deployment_id)
         desired = parse_settings(self.number_of_allocations, self.adaptive_allocations)
         max_step, policy = parse_max_step(self.max_step), parse_capacity_policy(self.capacity_policy)
@@ -284,6 +299,8 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
     def _with_metrics(self, result: dict[str, Any]) -> dict[str, Any]:
         """``result`` with the deployment's performance figures (from the last status seen), also logged."""
         status = result.get("deployment")
+        if result.get("accounting") and status:  # the scale-up's allocations were seen started now
+            result["accounting"]["ready_at"] = result["accounting"].get("ready_at") or time.time()
         if not status:
             return result
         metrics = metrics_of(DeploymentStatus.from_dict(status))
@@ -301,6 +318,7 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
 
     def _wait(self, result: dict[str, Any]) -> dict[str, Any]:
         """Wait for the new allocations (or defer); the result then also has the final status and metrics."""
+        result = {**result, **self._capacity}
         needed = result["number_of_allocations"] or result.get("raised_min")
         status = self.wait_for_allocations(needed, kwargs={"result": result})
         return self._with_metrics({**result, "deployment": status})
@@ -324,9 +342,14 @@ def update_result(plan: UpdatePlan, target: Target | None = None) -> dict[str, A
     that scales it: ``managed_by``, ``inference_id``, ``task_type``."""
     current = plan.current
     raised = plan.new_settings.adaptive_allocations if plan.raised else None
-    through = target.to_xcom() if target else {}
-    return {
-        **through,
+    allocations = plan.new_number_of_allocations if raised is None else raised.min_number_of_allocations
+    opened = None
+    if allocations is not None and allocations > current.target_allocations:
+        opened = accounting.open_window(
+            current, baseline=current.target_allocations, allocations=allocations, now=time.time()
+        ).to_dict()  # the opening of a window of capacity above the baseline, closed by the scale-down
+    result = {
+        **(target.to_xcom() if target else {}),
         **({"raised_min": raised.min_number_of_allocations} if raised is not None else {}),
         "deployment_id": current.deployment_id,
         "model_id": current.model_id,
@@ -338,3 +361,6 @@ def update_result(plan: UpdatePlan, target: Target | None = None) -> dict[str, A
         "adaptive_allocations": plan.new_adaptive_allocations,
         "updated": plan.changes,
     }
+    if opened:
+        result[window.START_KEY] = opened
+    return result

@@ -35,6 +35,7 @@ from airflow_esml.core.params import (
 from airflow_esml.exceptions import EsmlError, LeaseLostError
 from airflow_esml.leases.model import lease_id_for
 from airflow_esml.links import TrainedModelsLink
+from airflow_esml.operators import accounting as window
 from airflow_esml.operators.base import ElasticsearchMLTaskMixin
 from airflow_esml.operators.waiting import AllocationsWaitMixin
 
@@ -169,6 +170,7 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
         owner: dict[str, Any] = {"dag_id": self.dag_id, "run_id": context["run_id"], "task_id": self.task_id}
         owner["try_number"] = getattr(ti, "try_number", None)
         target = self.scaled_target(self.deployment_id, deploy_within=self.timeout)
+        owner[window.LEASE_OWNER_KEY] = window.lease_opening(self.hook, self.store, self.deployment_id, lease_id)
         outcome = self.store.acquire(
             self.deployment_id,
             lease_id,
@@ -335,16 +337,27 @@ class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
     :param lease_name: the lease name given to the acquire task; default the deployment id. (templated)
     :param leases_index: the Elasticsearch index of the lease documents. (templated)
     :param on_drift: ``"respect"`` (default) or ``"restore"``; see :class:`AcquireDeploymentLeaseOperator`.
+    :param wait_task_id: the task of this run that waited for the lease's allocations (``scaled_deployment``
+        sets it): when it saw them started ends the window's loading time. The lease's window of capacity
+        above the baseline ends here: the XCom result's ``capacity_usage`` (also one log line and Airflow's
+        ``Stats``) says what it cost and how busy it was (docs/accounting.md).
     """
 
     template_fields: Sequence[str] = ("deployment_id", "lease_name", "leases_index", "elasticsearch_conn_id")
     ui_color = "#d0e6f0"
 
+    def __init__(self, *, wait_task_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.wait_task_id = wait_task_id
+
     def execute(self, context: Context) -> dict[str, Any]:
         lease_id = self.lease_id(context)
         self.persist_kibana_link(context, self.deployment_id)
+        ending = window.lease_ending(self.hook, self.store, self.deployment_id, lease_id)  # before capacity goes
         result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
         result.update(self.scaled_target(self.deployment_id).to_xcom())
+        ready_at = window.ready_at_from(context, self.wait_task_id)
+        result[window.USAGE_KEY] = window.close_lease_window(ending, result, ready_at=ready_at, task_log=self.log)
         if result["target"] is None:
             self.log.info(
                 "%s: lease %s left no trace: it was already released (a retry); nothing to do",

@@ -26,6 +26,7 @@ from airflow_esml.core.params import (
 from airflow_esml.core.params import parse_window_spec as _parse_window_spec
 from airflow_esml.core.window import WindowSpec
 from airflow_esml.leases.reservation import Hold, off_hours_id, plan_off_hours, plan_reserve, reservation_id
+from airflow_esml.operators import accounting as window
 from airflow_esml.operators.lease import _LeaseOperator
 from airflow_esml.operators.waiting import AllocationsWaitMixin
 
@@ -112,12 +113,14 @@ class _ReservationOperator(_LeaseOperator):
         """Acquire (or renew) ``lease_id`` until ``hold.until`` plus the grace (a default inference endpoint with no
         deployment yet is deployed first)."""
         target = self.scaled_target(self.deployment_id, deploy_within=getattr(self, "timeout", DEFAULT_TIMEOUT))
+        owner = self.lease_owner(context)
+        owner[window.LEASE_OWNER_KEY] = window.lease_opening(self.hook, self.store, self.deployment_id, lease_id)
         result = self.store.acquire(
             self.deployment_id,
             lease_id,
             allocations,
             ttl=hold.ttl,
-            owner=self.lease_owner(context),
+            owner=owner,
             on_drift=self.on_drift,
         ).to_dict()
         result.update(target.to_xcom())
@@ -134,8 +137,10 @@ class _ReservationOperator(_LeaseOperator):
 
     def drop(self, lease_id: str) -> dict[str, Any]:
         """Release ``lease_id`` if it is held (a reservation already gone is not an error)."""
+        ending = window.lease_ending(self.hook, self.store, self.deployment_id, lease_id)  # before capacity goes
         result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
         result.update(self.scaled_target(self.deployment_id).to_xcom())
+        result[window.USAGE_KEY] = window.close_lease_window(ending, result, task_log=self.log)
         if result["target"] is None:
             self.log.info("%s: no lease document; reservation %s is not held", self.deployment_id, lease_id)
         else:

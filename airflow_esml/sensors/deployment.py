@@ -26,6 +26,7 @@ from airflow_esml.core.params import (
 )
 from airflow_esml.core.readiness import WaitWindow
 from airflow_esml.exceptions import DeploymentFailedError
+from airflow_esml.operators.accounting import READY_AT_KEY
 from airflow_esml.operators.waiting import AllocationsWaitMixin, check_now
 
 if TYPE_CHECKING:
@@ -129,6 +130,8 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
         if verdict.outcome == "failed":
             raise DeploymentFailedError(verdict.message)
         done = verdict.outcome == "success"
+        if done:
+            mark_ready(context)
         if not done and window.expired():
             raise AirflowSensorTimeout(window.timed_out(verdict).message)
         return PokeReturnValue(done, verdict.status.to_dict() if done and verdict.status else None)
@@ -146,6 +149,7 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
     ) -> dict[str, Any] | None:
         """Resume after the trigger's event (soft_fail is applied by the base class)."""
         value = self.resumed_status(event)
+        mark_ready(context)
         if self._max_pending is None:
             return value
         return self.resume_performance(context, window=window)
@@ -167,3 +171,11 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
             kwargs={"window": [self._window.started_at, self._window.end_time]},
             timeout=timedelta(seconds=self._window.remaining() + 60),
         )
+
+
+def mark_ready(context: Context) -> None:
+    """Record (XCom ``allocations_started_at``) when the allocations were seen started: the end of a capacity
+    window's loading time (docs/accounting.md)."""
+    ti = context.get("ti")
+    if ti is not None:
+        ti.xcom_push(key=READY_AT_KEY, value=time.time())

@@ -25,6 +25,7 @@ def op(**kwargs) -> UpdateDeploymentOperator:
 
 def test_scale_up_returns_previous_and_new_settings(sim):
     result = op(number_of_allocations=3).execute({})
+    assert result.pop("accounting")["baseline"] == 1  # a capacity window opens (tests/operators/test_accounting.py)
     assert result == {
         "managed_by": "trained_models",
         "inference_id": None,
