@@ -141,13 +141,40 @@ class Browser:
         self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
         element.click()
 
+    def type_into(self, name: str, value: str, attempts: int = 3) -> None:
+        """
+        Type ``value`` into the input named ``name`` and check that it holds it: a busy React page can drop
+        a keystroke while it re-renders, so the field is emptied and typed again (at most ``attempts`` times).
+
+        :param name: the input's ``name`` attribute.
+        :param value: the text to type.
+        :param attempts: how many times to type before failing.
+        """
+        from selenium.webdriver.common.keys import Keys
+
+        element = self.visible(f"//input[@name={literal(name)}]", f"the field {name}")
+        for _ in range(attempts):
+            element.send_keys(Keys.CONTROL, "a")
+            element.send_keys(Keys.BACKSPACE)
+            element.send_keys(value)
+            try:
+                self.wait(f"{name} to hold what was typed", lambda _: element.get_attribute("value") == value, 5)
+                return
+            except TimeoutError:
+                continue
+        raise AssertionError(f"the field {name} does not keep what is typed into it after {attempts} attempts")
+
     def login(self, username: str, password: str) -> None:
         """Sign in on the simple auth manager's login page, as a user would."""
         self.open("/auth/login")
-        self.visible("//input[@name='username']", "the login form").send_keys(username)
-        self.visible("//input[@name='password']", "the password field").send_keys(password)
+        self.type_into("username", username)
+        self.type_into("password", password)
         self.click("//button[@type='submit']", "the sign-in button")
         self.wait("the UI after signing in", lambda driver: "/auth/login" not in driver.current_url)
+
+    def screenshot(self, name: str) -> None:
+        """Save ``<name>.png`` in the artifacts folder."""
+        self.driver.save_screenshot(str(self.artifacts / f"{name}.png"))
 
     @contextmanager
     def check(self, name: str) -> Iterator[None]:
@@ -160,10 +187,10 @@ class Browser:
         try:
             yield
         except BaseException:
-            self.driver.save_screenshot(str(self.artifacts / f"{name}-FAILED.png"))
+            self.screenshot(f"{name}-FAILED")
             (self.artifacts / f"{name}-FAILED.html").write_text(self.driver.page_source)
             raise
-        self.driver.save_screenshot(str(self.artifacts / f"{name}.png"))
+        self.screenshot(name)
 
 
 def literal(text: str) -> str:

@@ -39,9 +39,11 @@ LINK_DAG, LINK_TASK = "e2e_kibana_link", "scale_my_e5"
 @pytest.fixture(scope="module")
 def artifacts(request: pytest.FixtureRequest) -> Path:
     folder = artifacts_dir()
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"browser test screenshots: {folder}")
+    if capture is not None and reporter is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\nbrowser test screenshots: {folder}")
     return folder
 
 
@@ -67,13 +69,17 @@ def field_group(name: str) -> str:
 
 
 def open_connection_form(browser: Browser, conn_id: str) -> None:
-    """The Add Connection dialog with ``conn_id`` and the type "Elasticsearch ML" chosen, extra fields open."""
+    """The Add Connection dialog with ``conn_id`` and the type "Elasticsearch ML" chosen (standard fields open)."""
     browser.open("/connections")
     browser.click("//button[normalize-space()='Add Connection']", "the Add Connection button")
-    browser.visible("//input[@name='connection_id']", "the connection id field").send_keys(conn_id)
-    browser.visible("//input[@role='combobox']", "the connection type picker").send_keys(CONN_TYPE_LABEL)
+    browser.type_into("connection_id", conn_id)
+    browser.visible("//input[@role='combobox']", "the connection type picker").send_keys("Elasticsearch")
     browser.click(f"//*[@role='option'][normalize-space()={literal(CONN_TYPE_LABEL)}]", "the type in the picker")
     browser.visible("//input[@name='host']", "the standard fields of the type")
+
+
+def open_extra_fields(browser: Browser) -> None:
+    """Unfold the dialog's Extra Fields section (which folds the standard fields)."""
     browser.click("//button[normalize-space()='Extra Fields']", "the Extra Fields section")
     browser.visible("//input[@name='element_api_key']", "the typed extra fields")
 
@@ -83,7 +89,7 @@ def label_of(browser: Browser, name: str) -> str:
 
 
 def test_connection_form_shows_the_typed_fields(browser: Browser) -> None:
-    with browser.check("1-connection-form"):
+    with browser.check("1-connection-form-extra-fields"):
         open_connection_form(browser, "esml_form_only")
         behaviour = UI_FIELD_BEHAVIOUR
         for name in ("host", "port", "schema"):
@@ -91,7 +97,9 @@ def test_connection_form_shows_the_typed_fields(browser: Browser) -> None:
             placeholder = browser.driver.find_element("name", name).get_attribute("placeholder")
             assert placeholder == behaviour["placeholders"][name], name
         assert browser.driver.find_element("name", "port").get_attribute("type") == "number"
+        browser.screenshot("1-connection-form-standard-fields")
 
+        open_extra_fields(browser)
         inputs = {name: browser.driver.find_element("name", f"element_{name}") for name in CONN_FIELDS}
         for name, field in CONN_FIELDS.items():
             assert label_of(browser, f"element_{name}") == field["label"], name
@@ -113,16 +121,13 @@ def test_connection_saved_and_tested_through_the_form(
 ) -> None:
     with browser.check("2-connection-saved"):
         open_connection_form(browser, FORM_CONN_ID)
-        values = {
-            "host": "127.0.0.1",
-            "port": str(simulator.port),
-            "schema": "https",
-            "element_api_key": simulator.api_key,
-            "element_ca_certs": str(simulator.ca_file),
-            "element_kibana_url": KIBANA_URL,
-        }
-        for name, value in values.items():
-            browser.driver.find_element("name", name).send_keys(value)
+        standard = {"host": "127.0.0.1", "port": str(simulator.port), "schema": "https"}
+        extras = {"api_key": simulator.api_key, "ca_certs": str(simulator.ca_file), "kibana_url": KIBANA_URL}
+        for name, value in standard.items():
+            browser.type_into(name, value)
+        open_extra_fields(browser)
+        for name, value in extras.items():
+            browser.type_into(f"element_{name}", value)
         browser.click("//button[normalize-space()='Save']", "the Save button")
         row = f"//tr[.//*[normalize-space()={literal(FORM_CONN_ID)}]]"
         browser.visible(row, f"{FORM_CONN_ID} in the list of connections")
@@ -138,7 +143,8 @@ def test_connection_saved_and_tested_through_the_form(
 
     with browser.check("3-connection-tested"):
         browser.click(f"{row}//button[@aria-label='Test Connection']", "the connection's Test button")
-        toast = browser.visible("//*[@data-scope='toast'][@data-part='root']", "the test's result")
+        title = "[@data-part='title'][starts-with(normalize-space(), 'Test Connection')]"
+        toast = browser.visible(f"//*[@data-scope='toast'][@data-part='root'][.//*{title}]", "the test's toast")
         assert toast.get_attribute("data-type") == "success", toast.text
         assert "Connected to Elasticsearch" in toast.text, toast.text
 
