@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-from collections.abc import Callable, Iterator
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,23 +84,24 @@ class Browser:
 
     :param binaries: the browser and driver to run.
     :param base_url: the api-server, e.g. ``http://127.0.0.1:8080``.
-    :param artifacts: folder of the screenshots (and the driver's log).
+    :param artifacts: folder of the screenshots.
+    :param secrets: text typed into the page that must not reach the artifacts (a failed check's HTML holds
+        the inputs' values); chromedriver's log, which records every keystroke, is not kept for that reason.
     """
 
-    def __init__(self, binaries: BrowserBinaries, base_url: str, artifacts: Path) -> None:
+    def __init__(self, binaries: BrowserBinaries, base_url: str, artifacts: Path, secrets: Sequence[str] = ()) -> None:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
         self.base_url = base_url
         self.artifacts = artifacts
+        self.secrets = [secret for secret in secrets if secret]
         options = webdriver.ChromeOptions()
         options.binary_location = binaries.browser
         for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
             options.add_argument(argument)
         # its own session, so that close() can end Chromium's whole process group even if quit() fails
-        self.service = Service(
-            binaries.driver, log_output=str(artifacts / "chromedriver.log"), popen_kw={"start_new_session": True}
-        )
+        self.service = Service(binaries.driver, log_output=subprocess.DEVNULL, popen_kw={"start_new_session": True})
         self.driver = webdriver.Chrome(service=self.service, options=options)
         self.driver.set_page_load_timeout(WAIT_SECONDS)
 
@@ -178,6 +180,11 @@ class Browser:
         self.click("//button[@type='submit']", "the sign-in button")
         self.wait("the UI after signing in", lambda driver: "/auth/login" not in driver.current_url)
 
+    def redacted(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
     def screenshot(self, name: str) -> None:
         """Save ``<name>.png`` in the artifacts folder."""
         self.driver.save_screenshot(str(self.artifacts / f"{name}.png"))
@@ -194,7 +201,7 @@ class Browser:
             yield
         except BaseException:
             self.screenshot(f"{name}-FAILED")
-            (self.artifacts / f"{name}-FAILED.html").write_text(self.driver.page_source)
+            (self.artifacts / f"{name}-FAILED.html").write_text(self.redacted(self.driver.page_source))
             raise
         self.screenshot(name)
 

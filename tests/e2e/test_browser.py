@@ -13,13 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import pytest
 
 from airflow_esml.connection_form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_esml.links import TrainedModelsLink
 from tests.e2e._airflow import ADMIN_USER, AirflowStack
-from tests.e2e._api import AirflowApi
+from tests.e2e._api import TERMINAL_RUN_STATES, AirflowApi
 from tests.e2e._browser import Browser, BrowserBinaries, artifacts_dir, find_browser, literal
+from tests.e2e._scan import find_leaks, read_files
 from tests.e2e._simulator import RunningSimulator
 from tests.e2e._watch import failure_report
 from tests.e2e.conftest import KIBANA_URL
@@ -48,10 +50,11 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser(airflow_stack: AirflowStack, artifacts: Path) -> Iterator[Browser]:
+def browser(airflow_stack: AirflowStack, simulator: RunningSimulator, artifacts: Path) -> Iterator[Browser]:
     """A signed-in Chromium on the api-server; stopped, with its driver, whatever happens."""
     assert isinstance(_FOUND, BrowserBinaries)
-    session = Browser(_FOUND, airflow_stack.base_url, artifacts)
+    typed_secrets = [airflow_stack.admin_password, simulator.api_key]
+    session = Browser(_FOUND, airflow_stack.base_url, artifacts, secrets=typed_secrets)
     try:
         with session.check("0-signed-in"):
             session.login(ADMIN_USER, airflow_stack.admin_password)
@@ -149,15 +152,46 @@ def test_connection_saved_and_tested_through_the_form(
         assert "Connected to Elasticsearch" in toast.text, toast.text
 
 
+def finished_state(api: AirflowApi, dag_id: str, run_id: str, timeout: float) -> str:
+    """
+    The run's final state; an answer slower than the client's timeout (a busy api-server on SQLite) is polled
+    again, within ``timeout``.
+
+    :param api: the REST client.
+    :param dag_id: the DAG.
+    :param run_id: the run.
+    :param timeout: seconds to wait in all.
+    """
+
+    def state() -> str | None:
+        try:
+            found = api.run_state(dag_id, run_id)
+        except httpx.TimeoutException:
+            return None
+        return found if found in TERMINAL_RUN_STATES else None
+
+    return str(api.wait_for(f"run {dag_id}/{run_id} to finish", state, timeout, interval=1))
+
+
 def test_kibana_link_on_a_finished_task(browser: Browser, api: AirflowApi) -> None:
     """A task of a run on a connection with ``kibana_url`` (``KIBANA_CONN_ID``) shows the link on its Details tab."""
     api.wait_for_dag(LINK_DAG, 120)
     api.unpause(LINK_DAG)
     run_id = api.trigger(LINK_DAG)
-    assert api.wait_for_run(LINK_DAG, run_id, 240) == "success", failure_report(api, LINK_DAG, run_id)
+    assert finished_state(api, LINK_DAG, run_id, 240) == "success", failure_report(api, LINK_DAG, run_id)
 
     with browser.check("4-kibana-link"):
         browser.open(f"/dags/{LINK_DAG}/runs/{quote(run_id, safe='')}/tasks/{LINK_TASK}/details")
         link = browser.visible(f"//a[normalize-space()={literal(TrainedModelsLink.name)}]", "the Kibana link")
         assert link.get_dom_attribute("href") == TrainedModelsLink.url(KIBANA_URL, "my-e5")
         assert link.get_dom_attribute("target") == "_blank"
+
+
+def test_no_secret_in_the_screenshots_folder(
+    browser: Browser, airflow_stack: AirflowStack, simulator: RunningSimulator, artifacts: Path
+) -> None:
+    """The password and the API key typed into the pages appear in no file the browser test keeps."""
+    files = sorted(path for path in artifacts.rglob("*") if path.is_file())
+    assert any(path.suffix == ".png" for path in files), files
+    secrets = {"Elasticsearch API key": simulator.api_key, **airflow_stack.secrets}
+    assert find_leaks(secrets, read_files(files)) == []
