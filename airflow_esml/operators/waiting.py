@@ -2,12 +2,14 @@
 
 Each checks once, then either polls in the worker or defers to
 :class:`~airflow_esml.triggers.deployment.AllocationsStartedTrigger`; all of them decide with
-:func:`airflow_esml.core.readiness.judge`. The hook and the trigger load only when a task runs.
+:func:`airflow_esml.core.readiness.judge`. A wait in the worker logs one INFO line each time what it sees
+changes (:class:`ProgressLog`), not one per poll. The hook and the trigger load only when a task runs.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -23,6 +25,36 @@ if TYPE_CHECKING:
     from airflow_esml.triggers.deployment import AllocationsStartedTrigger
 
 _NO_STATUS = Verdict("waiting", "no status yet")
+#: the elapsed time in a progress line (``, 41s of 600s``: :meth:`WaitWindow.progress`), new at every poll
+_PROGRESS = re.compile(r", \d+(?:\.\d+)?s of \d+(?:\.\d+)?s")
+
+
+def observed(verdict: Verdict) -> tuple[str, str]:
+    """What a look saw, without when: its outcome and its line less the elapsed time."""
+    return verdict.outcome, _PROGRESS.sub("", verdict.message)
+
+
+class ProgressLog:
+    """Logs the verdicts of a wait at INFO, one line each time what was seen changes, not one per poll.
+
+    For example ``my-e5: 2/4 allocations started (node-a started x2, node-b starting), 41s of 600s`` is
+    logged once, and again only when an allocation starts, a node changes state, or an error comes or goes.
+
+    :param log: the task's logger.
+    """
+
+    def __init__(self, log: logging.Logger | Any) -> None:
+        self.log = log
+        self.last: tuple[str, str] | None = None
+
+    def __call__(self, verdict: Verdict) -> bool:
+        """Log ``verdict`` if it differs from the last one logged; return whether it did."""
+        seen = observed(verdict)
+        if seen == self.last:
+            return False
+        self.last = seen
+        self.log.info("%s", verdict.message)
+        return True
 
 
 def check_now(
@@ -60,17 +92,21 @@ def wait_in_worker(
 ) -> Verdict:
     """Poll until the allocations are started, the deployment fails, or the window closes.
 
-    Ends within the window plus one short last look, even when the cluster does not answer.
+    Ends within the window plus one short last look, even when the cluster does not answer. Logs the first
+    look, each change (:class:`ProgressLog`) and the end, at INFO.
 
     :param first: the verdict of a look just taken (the wait then starts with a pause, not another look).
     """
+    progress = ProgressLog(log)
     verdict = first or check_now(hook, deployment_id, min_allocations, window)
     while True:
-        log.info("%s", verdict.message)
+        progress(verdict)
         if verdict.done:
             return verdict
         if window.expired():
-            return window.timed_out(verdict)
+            verdict = window.timed_out(verdict)
+            progress(verdict)
+            return verdict
         time.sleep(min(poll_interval, window.remaining()))
         verdict = check_now(hook, deployment_id, min_allocations, window, verdict)  # an error keeps the status
 
@@ -150,15 +186,14 @@ class AllocationsWaitMixin(ElasticsearchMLTaskMixin):
         Returns the verdict of a wait that ended in the worker; deferring leaves through ``defer``.
         """
         verdict = check_now(self.hook, self.deployment_id, needed, window)
-        if not verdict.done and self.deferrable:
+        if verdict.done:
+            self.log.info("%s", verdict.message)
+            return verdict
+        if self.deferrable:
             self.log.info("%s; deferring", verdict.message)
             self.defer_wait(needed, window, method_name=method_name, kwargs=kwargs)
-        if not verdict.done:
-            verdict = wait_in_worker(
-                self.hook, self.deployment_id, needed, window, self.wait_interval, self.log, first=verdict
-            )
-        self.log.info("%s", verdict.message)
-        return verdict
+        interval = self.wait_interval
+        return wait_in_worker(self.hook, self.deployment_id, needed, window, interval, self.log, first=verdict)
 
     def resume_verdict(self, event: dict[str, Any] | None) -> Verdict:
         """The verdict of the trigger's event, logged."""

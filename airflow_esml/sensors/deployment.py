@@ -27,7 +27,7 @@ from airflow_esml.core.params import (
 from airflow_esml.core.readiness import WaitWindow
 from airflow_esml.exceptions import DeploymentFailedError
 from airflow_esml.operators.accounting import READY_AT_KEY
-from airflow_esml.operators.waiting import AllocationsWaitMixin, check_now
+from airflow_esml.operators.waiting import AllocationsWaitMixin, ProgressLog, check_now
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -37,8 +37,9 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
     """Wait until at least ``min_allocations`` allocations of a deployment are started.
 
     Fails at once, not at the timeout, when the deployment does not exist, is stopping or has failed; the
-    error names each failed node with its reason. Each poll logs a line such as
-    ``my-e5: 2/3 allocations started (node-a started x2, node-b starting), 41s of 600s``. ``timeout`` and
+    error names each failed node with its reason. A poll logs a line such as
+    ``my-e5: 2/3 allocations started (node-a started x2, node-b starting), 41s of 600s`` when what it sees
+    differs from the poll before (in poke mode; each rescheduled or resumed try logs its first look). ``timeout`` and
     ``soft_fail`` mean the same in poke, reschedule and deferrable modes. The XCom result is the last status.
 
     :param deployment_id: the deployment to watch, or an inference endpoint id (the deployment it uses is
@@ -83,6 +84,7 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
         self.elasticsearch_conn_id = elasticsearch_conn_id
         self.deferrable = deferrable
         self._window: WaitWindow | None = None
+        self._progress: ProgressLog | None = None
 
     @property
     def wait_interval(self) -> float:
@@ -126,7 +128,9 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
         what it saw (for example that the cluster did not answer)."""
         window = self._window or self._start_window(context)
         verdict = judge_performance(check_now(self.hook, self.deployment_id, self._needed, window), self._max_pending)
-        self.log.info("%s", verdict.message)
+        if self._progress is None:
+            self._progress = ProgressLog(self.log)
+        self._progress(verdict)  # a line per change, not per poke
         if verdict.outcome == "failed":
             raise DeploymentFailedError(verdict.message)
         done = verdict.outcome == "success"

@@ -38,6 +38,11 @@ SIMULATOR_ARGS = [
 ]  # fmt: skip
 
 
+#: the connection of dags/e2e_kibana_link.py: the simulator, with a ``kibana_url`` extra (test_browser.py)
+KIBANA_CONN_ID = "esml_kibana"
+KIBANA_URL = "https://kibana.example.com:5601"
+
+
 def other_ca(folder: Path) -> Path:
     """A CA certificate that did not sign the simulator's server certificate."""
     from airflow_esml.testing.server.tls import write_tls_files
@@ -102,6 +107,9 @@ def airflow_stack(e2e_home: Path, simulator: RunningSimulator) -> Iterator[Airfl
                 "AIRFLOW_CONN_ESML_NO_VERIFY": simulator.connection_json(verify_certs=False, ca_certs=None),
                 "AIRFLOW_CONN_ESML_WRONG_CA": simulator.connection_json(ca_certs=str(other_ca(e2e_home))),
                 "ESML_E2E_PROBE_WAIT": "25",
+                f"AIRFLOW_CONN_{KIBANA_CONN_ID.upper()}": simulator.connection_json(kibana_url=KIBANA_URL),
+                # the UI's Test button on a connection (test_browser.py); Airflow disables it by default
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             },
         )
         stack = AirflowStack(config)

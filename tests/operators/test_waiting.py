@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import BaseOperator, TaskDeferred
 
-from airflow_esml.core.readiness import Verdict, WaitWindow
+from airflow_esml.core.readiness import Verdict, WaitWindow, assess
 from airflow_esml.core.status import DeploymentStatus, NodeRoute
 from airflow_esml.core.target import Target, trained_model_target
 from airflow_esml.exceptions import (
@@ -25,7 +25,14 @@ from airflow_esml.exceptions import (
     EsmlError,
     TransientRequestError,
 )
-from airflow_esml.operators.waiting import AllocationsWaitMixin, check_now, make_trigger, wait_in_worker
+from airflow_esml.operators.waiting import (
+    AllocationsWaitMixin,
+    ProgressLog,
+    check_now,
+    make_trigger,
+    observed,
+    wait_in_worker,
+)
 from airflow_esml.triggers.deployment import AllocationsStartedTrigger
 
 log = logging.getLogger(__name__)
@@ -301,3 +308,95 @@ def test_wait_in_worker_keeps_the_last_status_through_transient_errors() -> None
     verdict = wait_in_worker(hook, "my-e5", None, window(0.2), 0.05, log)
     assert verdict.outcome == "timeout" and hook.calls >= 2
     assert verdict.status is seen  # the error's verdict carried the status seen before it
+
+
+# -- one log line per change -------------------------------------------------------------------------
+
+
+def info_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The messages logged by this module's logger; none may be above INFO."""
+    records = [r for r in caplog.records if r.name == log.name]
+    assert [r for r in records if r.levelno > logging.INFO] == []
+    return [r.getMessage() for r in records]
+
+
+def test_observed_ignores_the_elapsed_time_only() -> None:
+    seen = status(started=1)
+    early, late = (assess(seen, progress=WaitWindow(0.0, 600.0).progress(now=t)) for t in (3.0, 41.0))
+    short = assess(seen, progress=WaitWindow(0.0, 2.0).progress(now=0.4))  # tenths under ten seconds
+    assert early.message != late.message
+    assert observed(early) == observed(late) == observed(short) == ("waiting", early.message.split(", 3s")[0])
+    assert observed(early) != observed(assess(status(started=2), progress="3s of 600s"))
+    assert observed(early) != observed(Verdict("timeout", early.message, seen))
+
+
+def test_wait_in_worker_logs_a_line_per_change_not_per_poll(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=log.name)
+    looks = [status(started=0)] * 3 + [status(started=1)] * 3 + [status(started=3)]
+    hook = FakeHook(looks)
+    verdict = wait_in_worker(hook, "my-e5", None, window(), 0.01, log)
+    assert verdict.outcome == "success" and hook.calls == 7
+    lines = info_lines(caplog)
+    assert [line.split(" (")[0] for line in lines] == [
+        "my-e5: 0/3 allocations started",
+        "my-e5: 1/3 allocations started",
+        "my-e5: 3/3 allocations started",
+    ], lines
+
+
+def test_wait_in_worker_logs_a_node_change_and_an_error_that_comes_and_goes(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=log.name)
+    starting = DeploymentStatus(
+        "my-e5", "my-e5", "started", 3, 1, "started",
+        nodes=(NodeRoute("n0", "node-0", "started", allocations=1), NodeRoute("n1", "node-1", "starting")),
+    )  # fmt: skip
+    blip = TransientRequestError("stats of deployment 'my-e5': 503 after retries")
+    hook = FakeHook([status(started=1), starting, starting, blip, blip, starting, status(started=3)])
+    wait_in_worker(hook, "my-e5", None, window(), 0.01, log)
+    lines = info_lines(caplog)
+    assert len(lines) == 5, lines  # the same count, a new route, the error, the route again, the end
+    assert "node-1 starting" in lines[1] and "503 after retries" in lines[2] and "node-1 starting" in lines[3]
+    assert lines[4].startswith("my-e5: 3/3 allocations started")
+
+
+def test_wait_in_worker_logs_its_timeout_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=log.name)
+    hook = FakeHook([status(started=1)])
+    wait_in_worker(hook, "my-e5", None, window(0.3), 0.02, log)
+    lines = info_lines(caplog)
+    assert hook.calls >= 5
+    assert len(lines) == 2 and lines[1].startswith("timed out after "), lines
+
+
+class LoggingTask(Task):
+    """The wait's operator, logging to this module's logger."""
+
+    @property
+    def log(self) -> Any:  # type: ignore[override]
+        return log
+
+
+def test_wait_or_defer_in_the_worker_logs_each_change_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=log.name)
+    hook = FakeHook([status(started=0), status(started=0), status(started=1), status(started=1), status(started=2)])
+    verdict = LoggingTask(hook=hook, deferrable=False).wait_or_defer(2, window(), method_name="never", kwargs={})
+    assert verdict.outcome == "success"
+    lines = info_lines(caplog)
+    assert [line.split(" (")[0] for line in lines] == [
+        "my-e5: 0/2 allocations started",
+        "my-e5: 1/2 allocations started",
+        "my-e5: 2/2 allocations started",  # the end, logged once
+    ], lines
+
+
+def test_progress_log_logs_only_changes() -> None:
+    messages: list[str] = []
+
+    class Recorder:
+        def info(self, fmt: str, *args: Any) -> None:
+            messages.append(fmt % args)
+
+    progress = ProgressLog(Recorder())
+    first, again = Verdict("waiting", "my-e5: 0/2, 1s of 9.0s"), Verdict("waiting", "my-e5: 0/2, 2s of 9.0s")
+    assert [progress(first), progress(again), progress(Verdict("success", "my-e5: 2/2"))] == [True, False, True]
+    assert messages == ["my-e5: 0/2, 1s of 9.0s", "my-e5: 2/2"]

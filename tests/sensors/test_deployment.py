@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -26,6 +27,17 @@ def test_poke_mode_waits_for_the_whole_target(sim, capsys):
         r"my-e5: [0-5]/6 allocations started \(ml-node-\d started x\d, ml-node-\d starting\), \d+s of 20s", logged
     )
     assert re.search(r"my-e5: 6/6 allocations started \(ml-node-\d started x\d, ml-node-\d started x\d\)", logged)
+
+
+def test_poke_mode_logs_a_line_per_change_not_per_poke(sim, capsys):
+    sim.set_load_seconds(1.0)
+    sim.cluster.update_deployment("my-e5", number_of_allocations=6)
+    sensor(poke_interval=0.05).execute({})
+    pokes = len([e for e in sim.audit.events("request") if e.data.get("endpoint") == "stats"])
+    lines = re.findall(r"my-e5: (\d/6 allocations started \([^)]*\))", capsys.readouterr().out)
+    assert pokes >= 10 and 2 <= len(lines) < pokes, (pokes, lines)
+    assert all(a != b for a, b in itertools.pairwise(lines)), lines  # each line says something new
+    assert lines[-1].startswith("6/6")
 
 
 def test_min_allocations_is_enough(sim):
