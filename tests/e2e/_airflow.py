@@ -239,8 +239,21 @@ class AirflowStack:
         for label in self.config.worker_names():
             self.start_celery_worker(label)
         self.wait_healthy(timeout)
+        self.warm_up_execution_api(timeout)
         for label in self.config.worker_names():
             self.components[label].wait_for_log(r"\bready\.", timeout)
+
+    def warm_up_execution_api(self, timeout: float) -> None:
+        """
+        Make the api-server build its execution API now rather than on the first task's call.
+
+        It builds the versioned routes of the execution API (Cadwyn) on the first request, in its event loop:
+        on a busy machine that takes long enough for the first task's calls to time out, and holds up every
+        REST call meanwhile.
+
+        :param timeout: seconds to wait for the answer.
+        """
+        httpx.get(f"{self.base_url}/execution/health/ping", timeout=timeout)
 
     def wait_healthy(self, timeout: float) -> dict[str, object]:
         """
