@@ -23,8 +23,11 @@ from tests.e2e._simulator import RunningSimulator
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_DAGS = REPO / "example_dags"
 
-#: seconds a new allocation takes to load: how long the sensors of the spread phase stay deferred
-LOAD_SECONDS = 20.0
+#: seconds a new allocation of the spread phase's models takes to load: how long their sensors stay deferred.
+#: Long enough that a sensor that starts late on a busy machine still finds something to wait for.
+LOAD_SECONDS = 45.0
+#: load seconds of the second phase's models: the retry run needs no long wait; the shared runs some, to overlap
+SECOND_PHASE_LOAD_SECONDS = {"retry-e5": 5.0, "shared-e5": 15.0}
 #: the example DAG's ``poll_interval``: its sensors' triggers ask for one look per second
 POLL_INTERVAL = 1.0
 #: triggers one triggerer of A takes at most: fewer than the spread phase defers at its peak (four sensors

@@ -28,15 +28,16 @@ SENSOR = "scaled_deployment.wait_for_allocations"
 KEEPER = "scaled_deployment.keep_lease"
 ACQUIRE = "scaled_deployment.acquire"
 RELEASE = "scaled_deployment.release"
-INFER = "infer"
+INFER = "scaled_deployment.infer"
 RUN_TIMEOUT = 420.0
 
 #: run id -> conf of the spread phase (installation A)
 SPREAD_RUNS = {
     f"a-spread-{n}": {"deployment_id": d, "allocations": 2, "documents": 200} for n, d in enumerate(SPREAD, 1)
 }
-#: the run whose worker is killed; its inference lasts long enough to be caught (3200 documents, 2 allocations)
-RETRY_RUN = ("a-retry", {"deployment_id": RETRY, "allocations": 2, "documents": 3200})
+#: the run whose worker is killed; its inference lasts long enough to be caught (6000 documents at 5 ms on 2
+#: allocations: about 15 s)
+RETRY_RUN = ("a-retry", {"deployment_id": RETRY, "allocations": 2, "documents": 6000})
 #: run id -> (installation, conf) of the shared deployment: B's two runs, then A's, triggered after the worker
 #: was killed, while B's are still going
 SHARED_RUNS = {
