@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tests.e2e._airflow import AirflowStack
 from tests.e2e._api import AirflowApi
@@ -82,7 +83,8 @@ class TriggererKill:
         self.process = self.stack.kill_component(str(victim))
         self.victim = victim
 
-    def trigger_log(self, run_id: str, task_id: str, job_id: int):  # type: ignore[no-untyped-def]
+    def trigger_log(self, run_id: str, task_id: str, job_id: int) -> Path:
+        """Where triggerer job ``job_id`` writes the trigger log of a task's first try."""
         folder = self.stack.logs_folder / f"dag_id={DAG}" / f"run_id={run_id}" / f"task_id={task_id}"
         return folder / f"attempt=1.log.trigger.{job_id}.log"
 
