@@ -52,12 +52,17 @@ SHARED_RUNS = {
 class TriggererKill:
     """
     Kill the triggerer holding the most deferred sensors, once both triggerers run deferred tasks and that
-    triggerer has started the trigger of one of its sensors (the trigger's log exists).
+    triggerer is polling for one of its sensors (the trigger's log exists, and the cluster has had a stats
+    request from that triggerer).
 
     :param stack: installation A.
+    :param cluster: the simulator's audit log.
+    :param since: wall time the phase began.
     """
 
     stack: AirflowStack
+    cluster: ClusterView
+    since: float
     victim: str | None = None
     at: float = 0.0
     held: list[TaskSample] = field(default_factory=list)
@@ -77,11 +82,19 @@ class TriggererKill:
         ]
         if not started:
             return
-        victim = max({s.triggerer for s in started}, key=lambda name: sensors[name])
+        polling = {s.triggerer for s in started if self.stats_requests(str(s.triggerer))}
+        if not polling:
+            return
+        victim = max(polling, key=lambda name: sensors[name])
         self.held = [s for s in deferred if s.triggerer == victim]
         self.at = time.time()
         self.process = self.stack.kill_component(str(victim))
         self.victim = victim
+
+    def stats_requests(self, triggerer: str) -> list[dict[str, object]]:
+        """The stats requests the cluster had from one triggerer since the phase began."""
+        requests = self.cluster.requests(since=self.since, opaque_id=triggerer, method="GET")
+        return [r for r in requests if str(r["data"]["path"]).endswith("/_stats")]
 
     def trigger_log(self, run_id: str, task_id: str, job_id: int) -> Path:
         """Where triggerer job ``job_id`` writes the trigger log of a task's first try."""
@@ -150,7 +163,7 @@ def run_spread(stack: AirflowStack, api: AirflowApi, cluster: ClusterView) -> tu
     api.unpause(DAG)
     began = time.time()
     runs = {api.trigger(DAG, conf, run_id=run_id): (api, DAG) for run_id, conf in SPREAD_RUNS.items()}
-    kill = TriggererKill(stack)
+    kill = TriggererKill(stack, cluster, began)
     seen = watch(runs, RUN_TIMEOUT, cluster=cluster, on_sample=kill)
     return seen, kill, began
 
