@@ -127,7 +127,8 @@ class WorkerKill:
         if not running or not running[0].hostname:
             return
         host = running[0].hostname
-        if not self.cluster.requests(endpoint="infer", opaque_id=host):
+        infers = self.cluster.requests(endpoint="infer", opaque_id=host)
+        if not any(str(r["data"]["path"]).startswith(f"/_ml/trained_models/{RETRY}/") for r in infers):
             return
         self.at = time.time()
         self.process = self.stack.kill_component(host)
