@@ -19,7 +19,7 @@ class TaskSample:
     """
     One task instance as the REST API showed it at one moment.
 
-    :param at: wall-clock time of the poll.
+    :param at: wall-clock time of the poll round (the same for every sample of one round).
     :param run_id: the run (unique across the installations watched together).
     :param task_id: the task.
     :param state: its state (``none`` before it has one).
@@ -106,10 +106,10 @@ def watch(
             pending = sorted(set(seen.runs) - set(seen.final))
             raise TimeoutError(f"runs not finished after {timeout:.0f}s: {pending}; last samples: {seen.samples[-12:]}")
         current = []
+        at = time.time()  # one time per round: the samples of one round count as seen together
         for run_id, (api, dag_id) in list(seen.runs.items()):
             if run_id in seen.final:
                 continue
-            at = time.time()
             current += [sample(at, run_id, ti) for ti in api.task_instances(dag_id, run_id)]
             state = api.run_state(dag_id, run_id)
             if state in TERMINAL_RUN_STATES:
