@@ -1,4 +1,7 @@
-"""A real multi-process Airflow (api-server, scheduler, dag-processor, triggerer) for the e2e tests."""
+"""
+A real multi-process Airflow (api-server, scheduler, dag-processor, triggerers, and Celery workers with the
+CeleryExecutor) for the e2e tests.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 from cryptography.fernet import Fernet
@@ -31,12 +35,32 @@ class StackConfig:
     :param database: the metadata database.
     :param dag_folders: bundle name -> folder, one LocalDagBundle each.
     :param extra_env: more environment variables, e.g. ``AIRFLOW_CONN_*``.
+    :param executor: ``LocalExecutor`` or ``CeleryExecutor``.
+    :param triggerers: how many triggerers to start (named ``triggerer`` when one, else ``triggerer-1``...).
+    :param celery_workers: how many ``airflow celery worker`` processes (``celery-worker-1``...), CeleryExecutor.
+    :param worker_concurrency: task slots of each Celery worker.
+    :param broker_url: the Celery broker (``redis://...``), CeleryExecutor only.
+    :param component_env: component name (e.g. ``triggerer-2``) -> environment variables of that process only.
     """
 
     home: Path
     database: MetadataDatabase
     dag_folders: Mapping[str, Path]
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    executor: str = "LocalExecutor"
+    triggerers: int = 1
+    celery_workers: int = 0
+    worker_concurrency: int = 2
+    broker_url: str | None = None
+    component_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def triggerer_names(self) -> list[str]:
+        if self.triggerers == 1:
+            return ["triggerer"]
+        return [f"triggerer-{n}" for n in range(1, self.triggerers + 1)]
+
+    def worker_names(self) -> list[str]:
+        return [f"celery-worker-{n}" for n in range(1, self.celery_workers + 1)]
 
 
 def _bundles(dag_folders: Mapping[str, Path]) -> str:
@@ -69,6 +93,8 @@ class AirflowStack:
         self.component_logs = config.home / "component-logs"
         self.processes = ProcessSet()
         self.components: dict[str, ManagedProcess] = {}
+        #: the components that must be running (a component killed on purpose leaves this set)
+        self.required: set[str] = set()
         self.env = self._environment()
         passwords = config.home / "simple_auth_manager_passwords.json"
         passwords.write_text(json.dumps({ADMIN_USER: self.admin_password}))
@@ -79,6 +105,9 @@ class AirflowStack:
         found = {"airflow admin password": self.admin_password, "jwt secret": self.jwt_secret}
         if self.config.database.password:
             found["database password"] = self.config.database.password
+        broker_password = urlsplit(self.config.broker_url or "").password
+        if broker_password:
+            found["broker password"] = broker_password
         return found
 
     def _environment(self) -> dict[str, str]:
@@ -120,8 +149,23 @@ class AirflowStack:
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "4",
             }
         )
+        if self.config.executor == "CeleryExecutor":
+            env.update(self._celery_environment())
         env.update(self.config.extra_env)
         return env
+
+    def _celery_environment(self) -> dict[str, str]:
+        if not self.config.broker_url or self.config.database.backend != "postgresql":
+            raise ValueError("the CeleryExecutor needs a broker_url and a PostgreSQL metadata database")
+        return {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": self.config.broker_url,
+            # task states go through the metadata database (Celery's database result backend)
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.config.database.sql_alchemy_conn,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.config.worker_concurrency),
+            "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
+            "AIRFLOW__CELERY__OPERATION_TIMEOUT": "10",
+        }
 
     def airflow(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """
@@ -137,18 +181,45 @@ class AirflowStack:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
 
-    def start_component(self, name: str, argv: Sequence[str] | None = None) -> ManagedProcess:
+    def start_component(
+        self, name: str, argv: Sequence[str] | None = None, *, label: str | None = None
+    ) -> ManagedProcess:
         """
         Start ``airflow <name>`` (or ``argv``) in its own process group; logs go to component-logs/.
 
-        :param name: the component, e.g. ``scheduler``.
+        :param name: the component, e.g. ``scheduler`` (the CLI command).
         :param argv: extra CLI arguments.
+        :param label: the name of this process (default ``name``), e.g. ``triggerer-2``; its own environment
+            comes from ``StackConfig.component_env[label]``.
         """
-        generation = sum(1 for key in self.components if key.startswith(f"{name}#"))
-        log_path = self.component_logs / f"{name}-{generation}.log"
-        process = self.processes.start(name, [AIRFLOW, name, *(argv or [])], self.env, log_path)
-        self.components[f"{name}#{generation}"] = process
-        self.components[name] = process
+        label = label or name
+        generation = sum(1 for key in self.components if key.startswith(f"{label}#"))
+        log_path = self.component_logs / f"{label}-{generation}.log"
+        env = {**self.env, **self.config.component_env.get(label, {})}
+        process = self.processes.start(label, [AIRFLOW, name, *(argv or [])], env, log_path)
+        self.components[f"{label}#{generation}"] = process
+        self.components[label] = process
+        self.required.add(label)
+        return process
+
+    def start_triggerer(self, label: str) -> ManagedProcess:
+        return self.start_component("triggerer", ["--skip-serve-logs"], label=label)
+
+    def start_celery_worker(self, label: str) -> ManagedProcess:
+        """
+        Start ``airflow celery worker`` named ``label``: no log server, no mingle or gossip between workers.
+
+        :param label: e.g. ``celery-worker-1``; also its Celery hostname.
+        """
+        argv = ["worker", "--skip-serve-logs", "--celery-hostname", f"{label}@127.0.0.1", "--without-mingle"]
+        argv += ["--without-gossip", "--concurrency", str(self.config.worker_concurrency)]
+        return self.start_component("celery", argv, label=label)
+
+    def kill_component(self, label: str) -> ManagedProcess:
+        """SIGKILL a component's whole process group (a crash); it is no longer required to run."""
+        process = self.components[label]
+        self.required.discard(label)
+        process.kill()
         return process
 
     def start(self, timeout: float = 180) -> None:
@@ -163,8 +234,26 @@ class AirflowStack:
         # scheduler and triggerer serve none (their log servers would listen on every interface).
         self.start_component("scheduler", ["--skip-serve-logs"])
         self.start_component("dag-processor")
-        self.start_component("triggerer", ["--skip-serve-logs"])
+        for label in self.config.triggerer_names():
+            self.start_triggerer(label)
+        for label in self.config.worker_names():
+            self.start_celery_worker(label)
         self.wait_healthy(timeout)
+        self.warm_up_execution_api(timeout)
+        for label in self.config.worker_names():
+            self.components[label].wait_for_log(r"\bready\.", timeout)
+
+    def warm_up_execution_api(self, timeout: float) -> None:
+        """
+        Make the api-server build its execution API now rather than on the first task's call.
+
+        It builds the versioned routes of the execution API (Cadwyn) on the first request, in its event loop:
+        on a busy machine that takes long enough for the first task's calls to time out, and holds up every
+        REST call meanwhile.
+
+        :param timeout: seconds to wait for the answer.
+        """
+        httpx.get(f"{self.base_url}/execution/health/ping", timeout=timeout)
 
     def wait_healthy(self, timeout: float) -> dict[str, object]:
         """
@@ -190,16 +279,15 @@ class AirflowStack:
         raise TimeoutError(f"Airflow not healthy after {timeout:.0f}s; last health answer: {last}")
 
     def _check_alive(self) -> None:
-        for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
-            process = self.components.get(name)
-            if process is not None and not process.alive():
+        for name in sorted(self.required):
+            process = self.components[name]
+            if not process.alive():
                 raise RuntimeError(f"{name} exited with {process.popen.returncode}:\n{process.tail()}")
 
     def crash_and_restart_triggerer(self) -> tuple[ManagedProcess, ManagedProcess]:
         """Kill the triggerer's whole process group (a crash), then start a new one; return both."""
-        old = self.components["triggerer"]
-        old.kill()
-        return old, self.start_component("triggerer", ["--skip-serve-logs"])
+        old = self.kill_component("triggerer")
+        return old, self.start_triggerer("triggerer")
 
     def stop(self) -> None:
         self.processes.stop_all()

@@ -68,14 +68,17 @@ class AirflowApi:
         response.raise_for_status()
         assert response.json()["is_paused"] is False
 
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, run_id: str | None = None) -> str:
         """
         Trigger a DAG run now; return its run id.
 
         :param dag_id: the DAG.
         :param conf: the run's ``conf``.
+        :param run_id: the run's id (default: Airflow's ``manual__<time>``).
         """
         body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
+        if run_id is not None:
+            body["dag_run_id"] = run_id
         response = self.client.post(f"/dags/{quote(dag_id, safe='')}/dagRuns", json=body)
         response.raise_for_status()
         return str(response.json()["dag_run_id"])

@@ -79,8 +79,15 @@ class ManagedProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def kill(self) -> None:
-        """Kill the whole process group at once (a crash, not a shutdown)."""
+        """
+        Kill the whole process group at once (a crash, not a shutdown), and the groups of its descendants.
+
+        Airflow's task supervisor puts each task runner in a process group of its own, so killing a worker's
+        group alone would leave its running tasks behind; a worker that crashes with its machine takes them.
+        """
+        groups = self._descendant_groups()
         self._signal_group(signal.SIGKILL)
+        _kill_groups(groups)
         self.popen.wait(timeout=10)
         self._log_file.close()
 
@@ -90,12 +97,14 @@ class ManagedProcess:
 
         :param grace: seconds between SIGTERM and SIGKILL.
         """
+        groups = self._descendant_groups()
         if self.alive():
             self._signal_group(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout=grace)
-        # Children that outlive their leader (task runners, uvicorn workers) go too.
+        # Children that outlive their leader (task runners, uvicorn workers) go too, in their own groups too.
         self._signal_group(signal.SIGKILL)
+        _kill_groups(groups)
         if self.alive():
             self.popen.wait(timeout=10)
         self._log_file.close()
@@ -103,6 +112,47 @@ class ManagedProcess:
     def _signal_group(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
+
+    def _descendant_groups(self) -> dict[int, int]:
+        """``pid -> process group`` of this process's descendants in groups other than its own and ours."""
+        groups = {}
+        for pid in descendants(self.popen.pid):
+            with contextlib.suppress(OSError):
+                groups[pid] = os.getpgid(pid)
+        return {pid: group for pid, group in groups.items() if group not in (self.popen.pid, os.getpgrp())}
+
+
+def descendants(pid: int) -> set[int]:
+    """
+    Every live descendant of a process (from ``/proc``; empty where there is none).
+
+    :param pid: the ancestor.
+    """
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _kill_groups(groups: dict[int, int]) -> None:
+    """SIGKILL the groups of ``pid -> group`` whose member is still there, in the same group (no reused id)."""
+    for pid, group in groups.items():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getpgid(pid) == group:
+                os.killpg(group, signal.SIGKILL)
 
 
 class ProcessSet:

@@ -55,6 +55,18 @@ def example_dag_files() -> list[Path]:
     return sorted(p for p in EXAMPLE_DAGS.glob("*.py") if not p.name.startswith("_"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """
+    The distributed scenario first: its module-scoped stacks are stopped before the package's LocalExecutor
+    stack starts, so the two never run at once.
+    """
+    first = [item for item in items if item.path.name == "test_distributed.py"]
+    rest = [item for item in items if item.path.name != "test_distributed.py"]
+    here = Path(__file__).resolve().parent
+    at = next((n for n, item in enumerate(rest) if here in item.path.resolve().parents), len(rest))
+    items[:] = [*rest[:at], *first, *rest[at:]]
+
+
 def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 

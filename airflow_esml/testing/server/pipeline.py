@@ -154,7 +154,7 @@ class SimApp:
                         self.stopping.wait(fault.latency)
                     if fault.reset:
                         response = RawResponse(0, reset=True)
-                        self._audit(method, split.path, endpoint, response, started)
+                        self._audit(method, split.path, endpoint, response, started, headers)
                         return response
                     if fault.error is not None:
                         raise fault.error
@@ -189,7 +189,7 @@ class SimApp:
             log.exception("simulator handler failed for %s %s", method, split.path)
             error = EsError(500, "exception", "simulator internal error; see the simulator's log")
             response = self._encode(500, error.to_body(), compat)
-        self._audit(method, split.path, endpoint, response, started)
+        self._audit(method, split.path, endpoint, response, started, headers)
         return response
 
     def _authorize(
@@ -205,7 +205,15 @@ class SimApp:
         payload = b"" if head or body is None else json.dumps(body).encode()
         return RawResponse(status, payload, [("Content-Type", ctype)])
 
-    def _audit(self, method: str, path: str, endpoint: str | None, response: RawResponse, started: float) -> None:
+    def _audit(
+        self,
+        method: str,
+        path: str,
+        endpoint: str | None,
+        response: RawResponse,
+        started: float,
+        headers: dict[str, str],
+    ) -> None:
         self.audit.record(
             "request",
             method=method,
@@ -214,6 +222,9 @@ class SimApp:
             status=None if response.reset else response.status,
             reset=response.reset,
             duration=time.monotonic() - started,
+            # who asked: the client's X-Opaque-Id (the connection's ``opaque_id`` extra), as Elasticsearch
+            # shows it in its task list and slow logs
+            opaque_id=headers.get("x-opaque-id"),
         )
 
 

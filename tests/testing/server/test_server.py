@@ -133,7 +133,15 @@ def test_requests_are_audited(simulator: Simulator) -> None:
     data = events[0].data
     assert (data["method"], data["path"], data["status"]) == ("GET", "/", 200)
     assert data["duration"] >= 0
+    assert data["opaque_id"] is None
     assert "authorization" not in json.dumps(dict(data)).lower()
+
+
+def test_requests_are_audited_with_the_clients_opaque_id(simulator: Simulator) -> None:
+    with simulator.client() as es:
+        es.options(opaque_id="triggerer-2").info()
+    (event,) = simulator.audit.events("request", endpoint="info")
+    assert event.data["opaque_id"] == "triggerer-2"
 
 
 async def test_async_client_info(es_target: EsTarget) -> None:
