@@ -89,9 +89,11 @@ def test_on_kill_cancels_the_task_in_the_cluster(sim, es):
 
 
 def test_into_semantic_text_without_a_pipeline(sim, es):
-    es.indices.create(index="docs-semantic", mappings={"properties": {"text": {"type": "semantic_text",
-                                                                              "inference_id": "my-e5"}}})  # fmt: skip
-    result = op(dest_index="docs-semantic").execute(context())
+    # semantic_text names an inference endpoint, here one attached to the my-e5 deployment
+    sim.create_endpoint("my-e5-endpoint", deployment_id="my-e5")
+    semantic = {"type": "semantic_text", "inference_id": "my-e5-endpoint"}
+    es.indices.create(index="docs-semantic", mappings={"properties": {"text": semantic}})
+    result = op(dest_index="docs-semantic", deployment_id="my-e5-endpoint").execute(context())
     assert result["pipeline"] is None and result["progress"]["created"] == 60
     assert result["progress"]["failure_count"] == 0
     ingest = [e for e in sim.audit.events("inference") if e.data.get("via") == "ingest"]
