@@ -26,13 +26,18 @@ $(STAMP_MIN): pyproject.toml constraints-min.txt
 
 venv: $(STAMP)
 
-# The whole suite on the tested versions, then the Airflow-facing tests on the lowest supported ones.
+# Processes for the tests outside e2e (pytest-xdist); most of their time is spent waiting on the simulator.
+JOBS ?= 4
+
+# The whole suite on the tested versions (the multi-process e2e stacks alone, after the rest), then the
+# Airflow-facing tests on the lowest supported ones.
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not e2e" -n $(JOBS)
+	$(BIN)/python -m pytest -m e2e
 	$(MAKE) test-min
 
 test-min: $(STAMP_MIN)
-	$(VENV_MIN)/bin/python -m pytest -m "not e2e" $(MIN_TESTS)
+	$(VENV_MIN)/bin/python -m pytest -m "not e2e" -n $(JOBS) $(MIN_TESTS)
 
 test-e2e: venv
 	$(BIN)/python -m pytest -m e2e
