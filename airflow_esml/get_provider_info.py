@@ -99,6 +99,26 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": ["airflow_esml.links.TrainedModelsLink"],
+        # core.params.INSTALLATION_OPTION (not imported: Airflow calls this while it discovers providers)
+        "config": {
+            "esml": {
+                "description": "The Elasticsearch ML provider (airflow-esml).",
+                "options": {
+                    "installation_id": {
+                        "description": (
+                            "Tells this Airflow installation apart from others that share the cluster's leases: "
+                            "it starts every lease id, so two installations that run a DAG of the same id "
+                            "(hence the same run ids) never share a lease. Up to 64 letters, digits, '.', '_' "
+                            "or '-'; empty means no prefix."
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "search-team-prod",
+                        "default": "",
+                    }
+                },
+            }
+        },
         "connection-types": [
             {
                 "hook-class-name": "airflow_esml.hooks.ml.ElasticsearchMLHook",

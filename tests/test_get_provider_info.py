@@ -209,3 +209,11 @@ def test_airflow_3_1_fallback_declares_the_same_fields(monkeypatch):
     assert kinds["api_key"] == "PasswordField" and kinds["verify_certs"] == "BooleanField"
     assert kinds["request_timeout"] == "IntegerField" and kinds["ca_certs"] == "StringField"
     assert ElasticsearchMLHook.get_ui_field_behaviour()["relabeling"]["schema"] == "Scheme (http or https)"
+
+
+def test_the_config_section_declares_the_installation_option():
+    from airflow_esml.core.params import INSTALLATION_OPTION
+
+    section, option = INSTALLATION_OPTION
+    declared = get_provider_info()["config"][section]["options"][option]
+    assert declared["default"] == "" and declared["type"] == "string"

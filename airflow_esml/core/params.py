@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import time, timedelta
 from typing import Any, Literal
@@ -102,6 +103,23 @@ def check_id(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidParameterError(f"{name} must be a non-empty string, got {shown(value)}")
     return value
+
+
+#: Airflow's config option that tells apart installations sharing one cluster's leases (``[esml] installation_id``)
+INSTALLATION_OPTION = ("esml", "installation_id")
+_INSTALLATION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def parse_installation_id(value: Any) -> str:
+    """``[esml] installation_id``: "" when unset, else up to 64 letters, digits, ``.``, ``_`` or ``-`` (it goes
+    into lease ids, whose ``/`` separate the DAG, the run and the lease name)."""
+    if is_unset(value) or (isinstance(value, str) and not value.strip()):
+        return ""
+    if not isinstance(value, str) or not _INSTALLATION_ID.fullmatch(value.strip()):
+        raise InvalidParameterError(
+            f"[esml] installation_id must be 1 to 64 letters, digits, '.', '_' or '-', got {shown(value)}"
+        )
+    return value.strip()
 
 
 def _ascii_digits(text: str) -> bool:

@@ -26,9 +26,18 @@ REAPED_HISTORY = 20
 REAPED_MAX_AGE = 7 * 24 * 3600.0
 
 
-def lease_id_for(dag_id: str, run_id: str, name: str) -> str:
-    """The lease id of one DAG run's use of a deployment: the same for every try of the run's tasks."""
-    return f"{dag_id}/{run_id}/{name}"
+def lease_id_for(dag_id: str, run_id: str, name: str, installation: str = "") -> str:
+    """The lease id of one DAG run's use of a deployment: the same for every try of the run's tasks.
+
+    :param installation: ``[esml] installation_id``: when set, it starts the id (``<installation>:<dag_id>/...``),
+        so the runs of two Airflow installations that share the cluster never share a lease.
+    """
+    return with_installation(f"{dag_id}/{run_id}/{name}", installation)
+
+
+def with_installation(lease_id: str, installation: str) -> str:
+    """``lease_id`` prefixed with ``installation:`` when an installation id is set."""
+    return f"{installation}:{lease_id}" if installation else lease_id
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from airflow_esml.core.window import Window, WindowSpec
+from airflow_esml.leases.model import with_installation
 
 
-def reservation_id(dag_id: str, name: str, window: Window) -> str:
-    """The lease id of the reservation of ``window``: the same for the run that takes it and the one that ends it."""
-    return f"reservation/{dag_id}/{name}/{window.start_utc}"
+def reservation_id(dag_id: str, name: str, window: Window, installation: str = "") -> str:
+    """The lease id of the reservation of ``window``: the same for the run that takes it and the one that ends it
+    (prefixed with ``installation``, as :func:`~airflow_esml.leases.model.lease_id_for` does)."""
+    return with_installation(f"reservation/{dag_id}/{name}/{window.start_utc}", installation)
 
 
-def off_hours_id(dag_id: str, name: str, before: Window) -> str:
+def off_hours_id(dag_id: str, name: str, before: Window, installation: str = "") -> str:
     """The lease id of the off-hours reservation that lasts until ``before``'s reservation is taken."""
-    return f"reservation/{dag_id}/{name}/off-hours-before/{before.start_utc}"
+    return with_installation(f"reservation/{dag_id}/{name}/off-hours-before/{before.start_utc}", installation)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import conf
+
+from airflow_esml.core.params import INSTALLATION_OPTION, parse_installation_id
 from airflow_esml.core.target import Target
 from airflow_esml.links import TrainedModelsLink
 
@@ -36,6 +39,11 @@ class ElasticsearchMLTaskMixin:
         if deploy_within is None:
             return self.hook.target(deployment_id)
         return self.hook.ensure_deployed(deployment_id, timeout=deploy_within)
+
+    @cached_property
+    def installation_id(self) -> str:
+        """``[esml] installation_id`` of this Airflow installation ("" when unset), which starts its lease ids."""
+        return parse_installation_id(conf.get(*INSTALLATION_OPTION, fallback=""))
 
     def persist_kibana_link(self, context: Context | dict[str, Any], deployment_id: str) -> None:
         """Keep the "Kibana trained models" link of ``deployment_id`` for this task, when the connection has a

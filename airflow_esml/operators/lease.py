@@ -84,13 +84,15 @@ class _RunLeaseOperator(_LeaseOperator):
         self.lease_name = lease_name
 
     def lease_id(self, context: Context) -> str:
-        """``<dag_id>/<run_id>/<lease_name>``; the lease name defaults to the deployment id.
+        """``<dag_id>/<run_id>/<lease_name>``, after ``<installation_id>:`` when ``[esml] installation_id`` is set;
+        the lease name defaults to the deployment id.
 
         Every run lease operator asks for it before its first request, so an empty ``deployment_id`` (after
         templating) is refused here, before anything in the cluster changes.
         """
         check_id("deployment_id", self.deployment_id)
-        return lease_id_for(self.dag_id, context["run_id"], self.lease_name or self.deployment_id)
+        name = self.lease_name or self.deployment_id
+        return lease_id_for(self.dag_id, context["run_id"], name, self.installation_id)
 
 
 class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):

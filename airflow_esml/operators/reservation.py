@@ -210,9 +210,11 @@ class ReserveDeploymentOperator(AllocationsWaitMixin, _ReservationOperator):
         hold = plan_reserve(self.window_spec(), self.run_time(context), utc_now(), self.grace_delta)
         if isinstance(hold, str):
             raise AirflowSkipException(f"{self.deployment_id}: nothing to reserve: {hold}")
-        result = self.take(reservation_id(self.dag_id, self.name, hold.window), allocations, hold, context)
+        result = self.take(
+            reservation_id(self.dag_id, self.name, hold.window, self.installation_id), allocations, hold, context
+        )
         result["window"] = hold.window.to_dict()
-        self.drop(off_hours_id(self.dag_id, self.name, hold.window))
+        self.drop(off_hours_id(self.dag_id, self.name, hold.window, self.installation_id))
         if self.wait_for_completion:
             result["deployment"] = self.wait_for_allocations(allocations, kwargs={"result": result})
         return result
@@ -260,8 +262,10 @@ class EndReservationOperator(_ReservationOperator):
         taken = None
         if off_hours:  # first, so that the target never dips below the off-hours floor
             hold = plan_off_hours(spec, at, utc_now(), self.grace_delta)
-            taken = self.take(off_hours_id(self.dag_id, self.name, hold.window), off_hours, hold, context)
-        result = self.drop(reservation_id(self.dag_id, self.name, window))
+            taken = self.take(
+                off_hours_id(self.dag_id, self.name, hold.window, self.installation_id), off_hours, hold, context
+            )
+        result = self.drop(reservation_id(self.dag_id, self.name, window, self.installation_id))
         result["window"] = window.to_dict()
         result["off_hours"] = taken
         return result

@@ -235,3 +235,13 @@ def test_every_refusal_cuts_a_long_value():
         with pytest.raises(InvalidParameterError) as excinfo:
             check()
         assert len(str(excinfo.value)) < 400, str(excinfo.value)[:200]
+
+
+def test_installation_id_is_optional_and_safe_in_a_lease_id():
+    from airflow_esml.core.params import parse_installation_id
+
+    assert parse_installation_id(None) == "" and parse_installation_id("  ") == ""
+    assert parse_installation_id(" team-a.prod_1 ") == "team-a.prod_1"
+    for bad in ("a/b", "a:b", "x" * 65, 3):
+        with pytest.raises(InvalidParameterError, match=r"^\[esml\] installation_id must be"):
+            parse_installation_id(bad)

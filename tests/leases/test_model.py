@@ -133,6 +133,7 @@ def test_restoring_an_adaptive_baseline_switches_adaptive_allocations_back_on():
 
 def test_names_and_policies():
     assert lease_id_for("dag", "manual__1", "group") == "dag/manual__1/group"
+    assert lease_id_for("dag", "manual__1", "group", "team-a") == "team-a:dag/manual__1/group"
     assert check_drift_policy("restore") == "restore"
     with pytest.raises(InvalidParameterError, match="on_drift must be one of"):
         check_drift_policy("ignore")

@@ -65,6 +65,27 @@ def test_two_runs_share_the_deployment(sim):
     assert sim.cluster.target("my-e5") == 1
 
 
+def test_two_installations_running_the_same_dag_and_run_hold_two_leases(sim, monkeypatch):
+    # the same DAG scheduled in two Airflow installations: same dag_id, same run_id, one shared cluster
+    monkeypatch.setenv("AIRFLOW__ESML__INSTALLATION_ID", "team-a")
+    first = acquire(number_of_allocations=4).execute(context("scheduled__2026-11-29"))
+    monkeypatch.setenv("AIRFLOW__ESML__INSTALLATION_ID", "team-b")
+    second = acquire(number_of_allocations=2).execute(context("scheduled__2026-11-29"))
+    assert first["lease_id"].startswith("team-a:") and second["lease_id"].startswith("team-b:")
+    assert len(second["leases"]) == 2
+    monkeypatch.setenv("AIRFLOW__ESML__INSTALLATION_ID", "team-a")
+    left = release().execute(context("scheduled__2026-11-29"))
+    assert [lease["lease_id"] for lease in left["leases"]] == [second["lease_id"]]  # team-b's lease is kept
+    assert sim.cluster.target("my-e5") == 2
+
+
+def test_a_bad_installation_id_fails_before_anything_changes(sim, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__ESML__INSTALLATION_ID", "team a/b")
+    with pytest.raises(InvalidParameterError, match=r"\[esml\] installation_id must be .*got 'team a/b'"):
+        acquire().execute(context())
+    assert sim.cluster.target("my-e5") == 1 and lease_doc(sim) is None
+
+
 def test_a_retried_acquire_keeps_the_first_baseline(sim):
     acquire(number_of_allocations=4).execute(context(try_number=1))
     second = acquire(number_of_allocations=4).execute(context(try_number=2))
