@@ -193,6 +193,17 @@ def test_start_capacity_429(simulator: Simulator) -> None:
     )
 
 
+def wait_for_pending(simulator: Simulator, count: int, timeout: float = 10.0) -> None:
+    """Until the deployment's nodes hold ``count`` waiting requests (a loaded machine may start a thread late)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        nodes = simulator.cluster.deployment_stats(MODEL).get("nodes", [])
+        if sum(n.get("number_of_pending_requests", 0) for n in nodes) >= count:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"{count} requests never waited in the queue of {MODEL}")
+
+
 def test_infer_409_429_408(simulator: Simulator) -> None:
     es = simulator.client(max_retries=0)
     assert err_of(es.ml.infer_trained_model, model_id=MODEL, docs=[{"text_field": "a"}])[:2] == (
@@ -200,11 +211,11 @@ def test_infer_409_429_408(simulator: Simulator) -> None:
         "status_exception",
     )
     es.ml.start_trained_model_deployment(model_id=MODEL, queue_capacity=2, wait_for="started")
-    simulator.cluster.set_infer_seconds_per_doc(0.05)
+    simulator.cluster.set_infer_seconds_per_doc(0.5)  # the busy batch keeps the queue full for a second
     busy = threading.Thread(target=simulator.cluster.infer, args=(MODEL, [{"text_field": "x"}] * 3))
     busy.start()
     try:
-        time.sleep(0.02)
+        wait_for_pending(simulator, 2)  # one document runs, two wait: the queue (capacity 2) is full
         assert err_of(es.ml.infer_trained_model, model_id=MODEL, docs=[{"text_field": "b"}]) == (
             429,
             "status_exception",
