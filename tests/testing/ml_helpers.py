@@ -65,3 +65,15 @@ def cleanup(client: elasticsearch.Elasticsearch, *deployment_ids: str) -> Iterat
     finally:
         for dep in deployment_ids:
             client.options(ignore_status=404).ml.stop_trained_model_deployment(model_id=dep, force=True)
+
+
+def wait_for_pending(cluster: Any, deployment_id: str, count: int, timeout: float = 10.0) -> None:
+    """Until ``deployment_id``'s nodes hold ``count`` waiting requests: a thread that fills the queue may start
+    late on a loaded machine, so a test waits for the queue instead of sleeping a guess."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        nodes = cluster.deployment_stats(deployment_id).get("nodes", [])
+        if sum(n.get("number_of_pending_requests", 0) for n in nodes) >= count:
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"{count} requests never waited in the queue of {deployment_id}")

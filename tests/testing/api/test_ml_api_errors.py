@@ -9,7 +9,6 @@ x-pack/plugin/core/src/main/java/org/elasticsearch/xpack/core/ml/action/StartTra
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import elasticsearch
@@ -17,7 +16,7 @@ import pytest
 
 from airflow_esml.testing import Simulator
 from tests.testing.conftest import EsTarget
-from tests.testing.ml_helpers import MODEL, api_error, cleanup, raw
+from tests.testing.ml_helpers import MODEL, api_error, cleanup, raw, wait_for_pending
 
 START = f"/_ml/trained_models/{MODEL}/deployment/_start"
 
@@ -193,17 +192,6 @@ def test_start_capacity_429(simulator: Simulator) -> None:
     )
 
 
-def wait_for_pending(simulator: Simulator, count: int, timeout: float = 10.0) -> None:
-    """Until the deployment's nodes hold ``count`` waiting requests (a loaded machine may start a thread late)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        nodes = simulator.cluster.deployment_stats(MODEL).get("nodes", [])
-        if sum(n.get("number_of_pending_requests", 0) for n in nodes) >= count:
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"{count} requests never waited in the queue of {MODEL}")
-
-
 def test_infer_409_429_408(simulator: Simulator) -> None:
     es = simulator.client(max_retries=0)
     assert err_of(es.ml.infer_trained_model, model_id=MODEL, docs=[{"text_field": "a"}])[:2] == (
@@ -215,7 +203,7 @@ def test_infer_409_429_408(simulator: Simulator) -> None:
     busy = threading.Thread(target=simulator.cluster.infer, args=(MODEL, [{"text_field": "x"}] * 3))
     busy.start()
     try:
-        wait_for_pending(simulator, 2)  # one document runs, two wait: the queue (capacity 2) is full
+        wait_for_pending(simulator.cluster, MODEL, 2)  # one document runs, two wait: the queue (capacity 2) is full
         assert err_of(es.ml.infer_trained_model, model_id=MODEL, docs=[{"text_field": "b"}]) == (
             429,
             "status_exception",

@@ -11,6 +11,7 @@ import pytest
 from airflow_esml.testing.cluster import Cluster
 from airflow_esml.testing.cluster.adaptive import AdaptiveSettings, ScalerConfig, desired_allocations, merge
 from airflow_esml.testing.protocol import AuditLog, EsError, EsVersion
+from tests.testing.ml_helpers import wait_for_pending
 
 
 def make(*, nodes: dict[str, int] | None = None, per_doc: float = 0.005) -> Cluster:
@@ -79,12 +80,12 @@ def test_stats_counters_follow_completed_docs() -> None:
 
 
 def test_queue_capacity_rejects_with_429() -> None:
-    cluster = make(nodes={"ml-1": 1}, per_doc=0.05)
+    cluster = make(nodes={"ml-1": 1}, per_doc=0.3)  # the queue stays full for about a second
     cluster.start_deployment("my-e5", queue_capacity=3, wait=True)
     worker = threading.Thread(target=cluster.infer, args=("my-e5", docs(4)))
     worker.start()
     try:
-        time.sleep(0.02)
+        wait_for_pending(cluster, "my-e5", 3)  # one document runs, three wait: the queue is full
         with pytest.raises(EsError) as err:
             cluster.infer("my-e5", docs(1))
         assert (err.value.status, err.value.reason) == (
