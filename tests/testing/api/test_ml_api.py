@@ -15,7 +15,7 @@ import pytest
 
 from airflow_esml.testing import Simulator
 from tests.testing.conftest import EsTarget
-from tests.testing.ml_helpers import MODEL, api_error, cleanup, poll, raw, stats
+from tests.testing.ml_helpers import MODEL, api_error, cleanup, poll, raw, stats, wait_for_pending
 
 
 @pytest.fixture
@@ -128,15 +128,16 @@ def test_fact6_non_started_route_keys_and_stopping(simulator: Simulator) -> None
     assert set(node) == {"node", "routing_state", "peak_throughput_per_minute", "throughput_last_minute"}
     simulator.set_load_seconds(0.0)
     start(es, "f6c", wait_for="started")
-    simulator.cluster.set_infer_seconds_per_doc(0.02)
+    simulator.cluster.set_infer_seconds_per_doc(0.1)  # about two seconds of work to drain while stopping
     worker = threading.Thread(target=simulator.cluster.infer, args=("f6c", [{"text_field": "x"}] * 20))
     worker.start()
-    time.sleep(0.05)
+    wait_for_pending(simulator.cluster, "f6c", 1)
     stopper = threading.Thread(target=es.ml.stop_trained_model_deployment, kwargs={"model_id": "f6c"})
     stopper.start()
     try:
-        time.sleep(0.05)
-        during = stats(es, "f6c")
+        deadline = time.monotonic() + 5
+        while (during := stats(es, "f6c"))["state"] != "stopping" and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert during["state"] == "stopping" and "allocation_status" not in during
     finally:
         stopper.join()
