@@ -7,12 +7,18 @@ Pure Python: no Airflow or Elasticsearch imports, so DAG files can import it che
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 #: deployment states from which no allocation starts any more
 TERMINAL_STATES = frozenset({"failed", "stopping"})
+#: characters of comma-joined ids in one ``GET _ml/trained_models/<ids>/_stats``: Elasticsearch refuses request
+#: lines longer than ``http.max_initial_line_length`` (4 KB by default) with a 400 ``too_long_http_line_exception``
+STATS_IDS_BUDGET = 3000
+#: the largest page of the stats API (``from + size`` may not pass ``index.max_result_window``, 10,000)
+STATS_MAX_PAGE = 10000
 
 
 @dataclass(frozen=True)
@@ -186,3 +192,10 @@ def _parse_node(node: Mapping[str, Any]) -> NodeRoute:
         throughput_last_minute=int(node.get("throughput_last_minute", 0)),
         average_inference_time_ms=node.get("average_inference_time_ms"),
     )
+
+
+def fits_one_stats_request(ids: Sequence[str], budget: int = STATS_IDS_BUDGET) -> bool:
+    """Whether ``ids``, comma-joined and URL-encoded, fit one ``GET _ml/trained_models/<ids>/_stats`` request line
+    under Elasticsearch's ``http.max_initial_line_length``; when they do not, one ``_all`` request (a cluster
+    holds at most a few hundred deployments) costs the cluster less than several requests."""
+    return sum(len(quote(i, safe="")) + 1 for i in ids) - 1 <= budget

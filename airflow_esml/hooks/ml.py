@@ -17,7 +17,13 @@ from airflow_esml.connection_form import connection_form_widgets, ui_field_behav
 from airflow_esml.core import capacity
 from airflow_esml.core.capacity import CapacityReport, CapacityUnchecked
 from airflow_esml.core.params import DEFAULT_CONN_ID, DEFAULT_REQUEST_TIMEOUT, check_id, cut, shown
-from airflow_esml.core.status import AdaptiveAllocations, DeploymentStatus, parse_deployment_status
+from airflow_esml.core.status import (
+    STATS_MAX_PAGE,
+    AdaptiveAllocations,
+    DeploymentStatus,
+    fits_one_stats_request,
+    parse_deployment_status,
+)
 from airflow_esml.core.target import (
     DEFAULT_ENDPOINTS,
     Endpoint,
@@ -346,19 +352,23 @@ class ElasticsearchMLHook(BaseHook):
         return pick_deployment(deployment_id, response.body)
 
     async def aget_deployments(self, deployment_ids: Sequence[str]) -> dict[str, DeploymentStatus | Exception]:
-        """The status of several deployments (by their own ids) with one stats request; each missing one maps
-        to its error."""
+        """The status of several deployments (by their own ids) with one stats request, each missing one mapped to
+        its error. Ids too many for one request line are read with one ``_all`` request instead
+        (:func:`~airflow_esml.core.status.fits_one_stats_request`)."""
         for deployment_id in deployment_ids:
             check_id("deployment_id", deployment_id)
-        client = await self.aclient()
         ids = sorted(set(deployment_ids))
+        if len(ids) == 1:  # one id: its error is the caller's
+            return {ids[0]: await self.aget_deployment(ids[0])}
+        client = await self.aclient()
+        explicit = fits_one_stats_request(ids)
         try:
             response = await self.retry.acall(
-                "stats of deployments", client.ml.get_trained_models_stats, model_id=",".join(ids)
+                "stats of deployments",
+                client.ml.get_trained_models_stats,
+                **({"model_id": ",".join(ids)} if explicit else {"model_id": "_all", "size": STATS_MAX_PAGE}),
             )
         except DeploymentNotFoundError:
-            if len(ids) == 1:
-                raise
             # an explicit id that does not exist fails the whole request: ask one by one
             results: dict[str, DeploymentStatus | Exception] = {}
             for deployment_id in ids:
@@ -367,11 +377,10 @@ class ElasticsearchMLHook(BaseHook):
                 except DeploymentNotFoundError as exc:
                     results[deployment_id] = exc
             return results
-        body = response.body
         found: dict[str, DeploymentStatus | Exception] = {}
         for deployment_id in ids:
             try:
-                found[deployment_id] = pick_deployment(deployment_id, body)
+                found[deployment_id] = pick_deployment(deployment_id, response.body)
             except DeploymentNotFoundError as exc:
                 found[deployment_id] = exc
         return found

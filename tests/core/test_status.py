@@ -54,3 +54,13 @@ def test_dict_round_trip_is_json_safe():
     status = parse_deployment_status(entry(adaptive_allocations={"enabled": False}))
     data = json.loads(json.dumps(status.to_dict()))
     assert DeploymentStatus.from_dict(data) == status
+
+
+def test_ids_that_do_not_fit_one_request_line_are_read_with_all():
+    from airflow_esml.core.status import STATS_IDS_BUDGET, fits_one_stats_request
+
+    assert fits_one_stats_request(["a", "b"]) and fits_one_stats_request(["x" * STATS_IDS_BUDGET])
+    assert not fits_one_stats_request(["x" * (STATS_IDS_BUDGET + 1)])
+    assert fits_one_stats_request([f"m{i:03d}" for i in range(600)])  # 600 x 4 characters + 599 commas = 2999
+    assert not fits_one_stats_request([f"model-{i:04d}" for i in range(1000)])
+    assert not fits_one_stats_request(["ü" * 600])  # URL-encoded, 3,600 characters

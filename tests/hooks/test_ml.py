@@ -6,7 +6,7 @@ import logging
 import elasticsearch
 import pytest
 
-from airflow_esml.core.status import AdaptiveAllocations
+from airflow_esml.core.status import AdaptiveAllocations, DeploymentStatus
 from airflow_esml.exceptions import DeploymentNotFoundError, ElasticsearchRequestError, TransientRequestError
 from airflow_esml.hooks.ml import ElasticsearchMLHook
 from airflow_esml.testing import Simulator
@@ -148,3 +148,23 @@ def test_es8_client_and_server_need_no_setting(monkeypatch):
         old.cluster.start_deployment("my-e5", wait=True)
         monkeypatch.setenv(CONN_ENV, old.connection_uri())
         assert ElasticsearchMLHook().get_deployment("my-e5").target_allocations == 1
+
+
+async def test_a_thousand_distinct_deployments_are_read_in_one_request_that_fits_a_request_line(monkeypatch):
+    # 1,000 ids of 23 characters are about 24 KB joined, beyond Elasticsearch's 4 KB request line; a cluster
+    # holds at most 100 deployments here, so most of the awaited ids do not exist (yet)
+    ids = [f"scoring-model-nightly-{i:03d}" for i in range(1000)]
+    nodes = {f"ml-{n}": 4 for n in range(8)}
+    with Simulator(ml_nodes=nodes, models=["e5"], load_seconds=0, seed=1) as sim:
+        for deployment_id in ids[:20]:
+            sim.cluster.start_deployment("e5", deployment_id=deployment_id)
+        monkeypatch.setenv(CONN_ENV, sim.connection_uri())
+        hook = ElasticsearchMLHook()
+        try:
+            found = await hook.aget_deployments(ids)
+        finally:
+            await hook.aclose()
+        requests = [e.data for e in sim.audit.events("request") if e.data.get("endpoint") == "stats"]
+    assert sorted(d.deployment_id for d in found.values() if isinstance(d, DeploymentStatus)) == ids[:20]
+    assert all(isinstance(found[i], DeploymentNotFoundError) for i in ids[20:])
+    assert [(r["status"], r["path"]) for r in requests] == [(200, "/_ml/trained_models/_all/_stats")]

@@ -145,6 +145,7 @@ class SimApp:
         endpoint: str | None = None
         compat: int | None = None
         try:
+            check_initial_line(method, target)
             route, params = self.router.match(method, split.path, target)
             endpoint = route.name
             if not route.control:
@@ -226,6 +227,18 @@ class SimApp:
             # shows it in its task list and slow logs
             opaque_id=headers.get("x-opaque-id"),
         )
+
+
+#: Elasticsearch's default ``http.max_initial_line_length`` (elastic/elasticsearch,
+#: server/src/main/java/org/elasticsearch/http/HttpTransportSettings.java)
+MAX_INITIAL_LINE_LENGTH = 4096
+
+
+def check_initial_line(method: str, target: str) -> None:
+    """Refuse a request line longer than ``http.max_initial_line_length``, as Netty's HTTP decoder does."""
+    if len(f"{method} {target} HTTP/1.1") > MAX_INITIAL_LINE_LENGTH:
+        reason = f"An HTTP line is larger than {MAX_INITIAL_LINE_LENGTH} bytes."
+        raise EsError(400, "too_long_http_line_exception", reason)
 
 
 def _error_headers(err: EsError) -> list[tuple[str, str]]:

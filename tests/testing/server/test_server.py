@@ -175,3 +175,16 @@ def test_the_most_literal_path_decides_the_method_as_in_the_path_trie() -> None:
         405,
         "Incorrect HTTP method for uri [/_inference/ep/_update] and method [POST], allowed: [PUT]",
     )
+
+
+def test_a_request_line_over_4_kb_is_refused_as_elasticsearch_does():
+    from airflow_esml.testing import Simulator
+
+    with Simulator() as sim, sim.client() as es:
+        ids = ",".join(f"model-{i:04d}" for i in range(400))  # about 4 KB of ids
+        with pytest.raises(elasticsearch.BadRequestError) as err:
+            es.ml.get_trained_models_stats(model_id=ids)
+        assert err.value.error == "too_long_http_line_exception"
+        assert err.value.info["error"]["reason"] == "An HTTP line is larger than 4096 bytes."
+        with pytest.raises(elasticsearch.NotFoundError):  # 3 KB fit: the models are merely unknown
+            es.ml.get_trained_models_stats(model_id=ids[:3000].rsplit(",", 1)[0])
