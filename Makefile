@@ -27,7 +27,7 @@ $(STAMP_MIN): pyproject.toml constraints-min.txt
 venv: $(STAMP)
 
 # Processes for the tests outside e2e (pytest-xdist); most of their time is spent waiting on the simulator.
-JOBS ?= 4
+JOBS ?= 3
 
 # The whole suite on the tested versions (the multi-process e2e stacks alone, after the rest), then the
 # Airflow-facing tests on the lowest supported ones.

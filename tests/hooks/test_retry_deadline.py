@@ -92,7 +92,8 @@ def test_a_hung_cluster_ends_a_read_at_its_deadline_with_a_message_that_says_so(
         hook.close()
     assert time.monotonic() - started < 1.5 + SLACK
     # the first request, the lookup of what the id names (GET _inference/my-e5), is bounded like the stats read
-    said = r"(stats of deployment|inference endpoint lookup of) 'my-e5': the cluster did not answer within 1\."
+    # (the seconds it names are measured, so a loaded machine may show more than 1.5; the bound is asserted above)
+    said = r"(stats of deployment|inference endpoint lookup of) 'my-e5': the cluster did not answer within \d+\.\ds"
     assert re.search(said, str(excinfo.value))
     assert "ConnectionTimeout" in str(excinfo.value)
     assert hook.client is not None and hook.request_timeout == 30.0  # the configured timeout is left alone
