@@ -42,13 +42,15 @@ from airflow_esml.operators.waiting import AllocationsWaitMixin
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_esml.leases.store import LeaseStore
+    from airflow_esml.leases.store import LeaseOutcome, LeaseStore
 
 T = TypeVar("T")
 
 
 class _LeaseOperator(ElasticsearchMLTaskMixin, BaseOperator):
     """What the lease operators share: connection, lease index, drift policy and the store."""
+
+    deployment_id: str  # set by the operators that take leases (the reaper works on every deployment)
 
     def __init__(
         self,
@@ -70,6 +72,28 @@ class _LeaseOperator(ElasticsearchMLTaskMixin, BaseOperator):
         from airflow_esml.leases.store import LeaseStore  # loads the elasticsearch client
 
         return LeaseStore(self.hook, index=self.leases_index, lock_ttl=self.lock_ttl)
+
+    def lease_owner(self, context: Context) -> dict[str, Any]:
+        """Who takes a lease: the DAG, run, task and try (for logs and the reaper)."""
+        return {
+            "dag_id": self.dag_id,
+            "run_id": context.get("run_id"),
+            "task_id": self.task_id,
+            "try_number": getattr(context.get("ti"), "try_number", None),
+        }
+
+    def take_lease(
+        self, lease_id: str, allocations: int, context: Context, *, ttl: float, deploy_within: float, **policies: Any
+    ) -> tuple[LeaseOutcome, dict[str, Any]]:
+        """Acquire (or renew) ``lease_id``: deploy a default inference endpoint that has none yet, open the capacity
+        window, then take the lease; the store's outcome and the XCom result (with the API that scales the id)."""
+        target = self.scaled_target(self.deployment_id, deploy_within=deploy_within)
+        owner = self.lease_owner(context)
+        owner[window.LEASE_OWNER_KEY] = window.lease_opening(self.hook, self.store, self.deployment_id, lease_id)
+        outcome = self.store.acquire(
+            self.deployment_id, lease_id, allocations, ttl=ttl, owner=owner, on_drift=self.on_drift, **policies
+        )
+        return outcome, {**outcome.to_dict(), **target.to_xcom()}
 
 
 class _RunLeaseOperator(_LeaseOperator):
@@ -168,24 +192,16 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
         allocations = positive_int("number_of_allocations", self.number_of_allocations)
         lease_id = self.lease_id(context)
         self.persist_kibana_link(context, self.deployment_id)
-        ti = context["ti"]
-        owner: dict[str, Any] = {"dag_id": self.dag_id, "run_id": context["run_id"], "task_id": self.task_id}
-        owner["try_number"] = getattr(ti, "try_number", None)
-        target = self.scaled_target(self.deployment_id, deploy_within=self.timeout)
-        owner[window.LEASE_OWNER_KEY] = window.lease_opening(self.hook, self.store, self.deployment_id, lease_id)
-        outcome = self.store.acquire(
-            self.deployment_id,
+        outcome, result = self.take_lease(
             lease_id,
             allocations,
+            context,
             ttl=self.lease_ttl,
-            owner=owner,
-            on_drift=self.on_drift,
+            deploy_within=self.timeout,
             adaptive_policy=self.adaptive_policy,
             capacity_policy=self.capacity_policy,
             autoscaling=self.autoscaling,
         )
-        result = outcome.to_dict()
-        result.update(target.to_xcom())
         result["requested_allocations"] = allocations
         granted = outcome.lease.allocations if outcome.lease else allocations
         result["granted_allocations"] = granted

@@ -100,30 +100,11 @@ class _ReservationOperator(_LeaseOperator):
         when = context.get("logical_date") or getattr(context.get("dag_run"), "run_after", None)
         return when or utc_now()
 
-    def lease_owner(self, context: Context) -> dict[str, Any]:
-        ti = context.get("ti")
-        return {
-            "dag_id": self.dag_id,
-            "run_id": context.get("run_id"),
-            "task_id": self.task_id,
-            "try_number": getattr(ti, "try_number", None),
-        }
-
     def take(self, lease_id: str, allocations: int, hold: Hold, context: Context) -> dict[str, Any]:
         """Acquire (or renew) ``lease_id`` until ``hold.until`` plus the grace (a default inference endpoint with no
         deployment yet is deployed first)."""
-        target = self.scaled_target(self.deployment_id, deploy_within=getattr(self, "timeout", DEFAULT_TIMEOUT))
-        owner = self.lease_owner(context)
-        owner[window.LEASE_OWNER_KEY] = window.lease_opening(self.hook, self.store, self.deployment_id, lease_id)
-        result = self.store.acquire(
-            self.deployment_id,
-            lease_id,
-            allocations,
-            ttl=hold.ttl,
-            owner=owner,
-            on_drift=self.on_drift,
-        ).to_dict()
-        result.update(target.to_xcom())
+        deploy_within = getattr(self, "timeout", DEFAULT_TIMEOUT)
+        _, result = self.take_lease(lease_id, allocations, context, ttl=hold.ttl, deploy_within=deploy_within)
         self.log.info(
             "%s: reservation %s holds %d allocations until %s (expires %.0fs from now); target %s",
             self.deployment_id,
