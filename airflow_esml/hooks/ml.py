@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import Any, cast
@@ -39,6 +38,7 @@ from airflow_esml.core.target import (
 from airflow_esml.exceptions import DeploymentNotFoundError, DeploymentOwnershipError, EsmlError
 from airflow_esml.hooks.capacity import CapacityMixin
 from airflow_esml.hooks.connection import client_kwargs
+from airflow_esml.hooks.infer import JSON_HEADERS, InferMixin
 from airflow_esml.hooks.parts import ClientT
 from airflow_esml.hooks.retry import RetryPolicy, attempt_timeout, describe_error, quiet_transport, translate
 
@@ -59,9 +59,6 @@ NO_ENDPOINT_STATUSES = frozenset({400, 403, 404, 405, 410})
 #: elasticsearch-py sends ``inference.update`` as PUT from 8.18.0; 8.17.1 and 8.17.2 send POST, which the
 #: server refuses (elastic/elasticsearch PR #121048), and older clients have no such method
 CLIENT_UPDATE_PUT_SINCE = (8, 18)
-#: seconds a request may take beyond its Elasticsearch ``timeout`` before the client gives up on it
-TIMEOUT_MARGIN = 10.0
-_JSON = {"accept": "application/json", "content-type": "application/json"}
 
 
 def client_sends_put(version: str = elasticsearch.__versionstr__) -> bool:
@@ -70,7 +67,7 @@ def client_sends_put(version: str = elasticsearch.__versionstr__) -> bool:
     return parsed is not None and parsed[:2] >= CLIENT_UPDATE_PUT_SINCE
 
 
-class ElasticsearchMLHook(CapacityMixin, BaseHook):
+class ElasticsearchMLHook(InferMixin, CapacityMixin, BaseHook):
     """Reads and changes Elasticsearch ML trained-model deployments.
 
     Works with connections of the Elasticsearch provider's ``elasticsearch`` type (host, port, schema as
@@ -286,24 +283,6 @@ class ElasticsearchMLHook(CapacityMixin, BaseHook):
         self.log.info("%s: deployed", target_id)
         return target
 
-    def infer_endpoint(
-        self, inference_id: str, task_type: str, body: Mapping[str, Any], *, timeout: float = 60.0
-    ) -> dict[str, Any]:
-        """``POST _inference/<task_type>/<inference_id>`` with ``body``; returns Elasticsearch's answer.
-
-        :param timeout: seconds: Elasticsearch's ``timeout`` of the request; the client waits a little longer.
-        """
-        deadline = time.time() + timeout + TIMEOUT_MARGIN
-        path = f"/_inference/{quote(task_type, safe='')}/{quote(inference_id, safe='')}"
-        response = self.retry.call(
-            f"inference on endpoint {shown(inference_id)}",
-            lambda: self.client.options(request_timeout=timeout + TIMEOUT_MARGIN).perform_request(
-                "POST", path, params={"timeout": f"{timeout:g}s"}, headers=_JSON, body=dict(body)
-            ),
-            deadline=deadline,
-        )
-        return dict(response.body)
-
     # -- deployments ----------------------------------------------------------------------------------
 
     def get_deployment(self, deployment_id: str, *, deadline: float | None = None) -> DeploymentStatus:
@@ -448,7 +427,7 @@ class ElasticsearchMLHook(CapacityMixin, BaseHook):
         if client_sends_put():
             return self.client.inference.update(inference_id=inference_id, task_type=task_type, inference_config=body)
         path = f"/_inference/{quote(task_type, safe='')}/{quote(inference_id, safe='')}/_update"
-        return self.client.perform_request("PUT", path, headers=_JSON, body=dict(body))
+        return self.client.perform_request("PUT", path, headers=JSON_HEADERS, body=dict(body))
 
     def _owned(
         self, what: str, target: Target, fn: Callable[[], Any], statuses: frozenset[int] | set[int] = frozenset()
@@ -462,18 +441,6 @@ class ElasticsearchMLHook(CapacityMixin, BaseHook):
                 raise translate(what, answer)
             raise DeploymentOwnershipError(conflict.message(what, target.id, target.deployment_id))
         return answer
-
-    def infer(self, deployment_id: str, docs: Sequence[Mapping[str, Any]], *, timeout: str = "60s") -> list[Any]:
-        """Run the deployment's model on ``docs``; one result per doc, in order."""
-        check_id("deployment_id", deployment_id)
-        response = self.retry.call(
-            f"inference on deployment {shown(deployment_id)}",
-            self.client.ml.infer_trained_model,
-            model_id=deployment_id,
-            docs=list(docs),
-            timeout=timeout,
-        )
-        return list(response.body["inference_results"])
 
     def is_serverless(self) -> bool:
         """Whether the cluster is an Elastic Cloud Serverless project: ``GET /`` reports
