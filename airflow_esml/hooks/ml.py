@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import Any, cast
@@ -16,7 +15,6 @@ from airflow_esml.connection_form import connection_form_widgets, ui_field_behav
 from airflow_esml.core.params import DEFAULT_CONN_ID, DEFAULT_REQUEST_TIMEOUT, check_id, cut, shown
 from airflow_esml.core.status import (
     STATS_MAX_PAGE,
-    AdaptiveAllocations,
     DeploymentStatus,
     fits_one_stats_request,
     parse_deployment_status,
@@ -26,21 +24,19 @@ from airflow_esml.core.target import (
     Endpoint,
     ServerInfo,
     Target,
-    inference_update_body,
-    other_semantics,
-    ownership_conflict,
     parse_endpoint,
     parse_version,
     resolve_target,
     trained_model_target,
     warm_up_body,
 )
-from airflow_esml.exceptions import DeploymentNotFoundError, DeploymentOwnershipError, EsmlError
+from airflow_esml.exceptions import DeploymentNotFoundError, EsmlError
 from airflow_esml.hooks.capacity import CapacityMixin
 from airflow_esml.hooks.connection import client_kwargs
 from airflow_esml.hooks.infer import JSON_HEADERS, InferMixin
 from airflow_esml.hooks.parts import ClientT
-from airflow_esml.hooks.retry import RetryPolicy, attempt_timeout, describe_error, quiet_transport, translate
+from airflow_esml.hooks.retry import RetryPolicy, attempt_timeout, describe_error, quiet_transport
+from airflow_esml.hooks.updates import UpdateMixin
 
 
 def with_compat(client: ClientT) -> ClientT:
@@ -50,8 +46,6 @@ def with_compat(client: ClientT) -> ClientT:
     # it wraps transport.perform_request without awaiting, so it serves the async client as well
     return cast("ClientT", apply_compat_with(client))  # type: ignore[arg-type]
 
-
-UNSET: Any = object()
 
 #: answers of ``GET _inference/<id>`` that mean "no endpoint to route by": 404 (no such endpoint), and 400, 405 or
 #: 410 (no ``_inference`` API: an old version or a proxy) or 403 (the key may not read endpoints)
@@ -67,7 +61,7 @@ def client_sends_put(version: str = elasticsearch.__versionstr__) -> bool:
     return parsed is not None and parsed[:2] >= CLIENT_UPDATE_PUT_SINCE
 
 
-class ElasticsearchMLHook(InferMixin, CapacityMixin, BaseHook):
+class ElasticsearchMLHook(UpdateMixin, InferMixin, CapacityMixin, BaseHook):
     """Reads and changes Elasticsearch ML trained-model deployments.
 
     Works with connections of the Elasticsearch provider's ``elasticsearch`` type (host, port, schema as
@@ -362,85 +356,13 @@ class ElasticsearchMLHook(InferMixin, CapacityMixin, BaseHook):
                 found[deployment_id] = exc
         return found
 
-    def update_deployment(
-        self,
-        deployment_id: str,
-        *,
-        number_of_allocations: int | None = None,
-        adaptive_allocations: AdaptiveAllocations | Mapping[str, Any] | None = UNSET,
-    ) -> dict[str, Any]:
-        """Change the deployment's allocations through the API that owns it; returns Elasticsearch's answer
-        (the ``assignment`` of the trained-models API, the endpoint of the inference API).
-
-        A deployment created by an inference endpoint is changed with ``PUT _inference/<task_type>/<id>/_update``
-        where the cluster has that API (8.17+); any other with ``POST _ml/trained_models/<id>/deployment/_update``.
-
-        :param deployment_id: the deployment id, or an inference id.
-        :param number_of_allocations: the new total number of allocations.
-        :param adaptive_allocations: new adaptive-allocations settings; None removes them.
-        :raises DeploymentOwnershipError: Elasticsearch says another API owns the deployment (409).
-        """
-        target = self.target(deployment_id)
-        body: dict[str, Any] = {}
-        if number_of_allocations is not None:
-            body["number_of_allocations"] = number_of_allocations
-        if isinstance(adaptive_allocations, AdaptiveAllocations):
-            adaptive_allocations = adaptive_allocations.to_dict()
-        if adaptive_allocations is not UNSET:
-            body["adaptive_allocations"] = adaptive_allocations
-        if target.managed_by == "inference":
-            return self._update_endpoint(target, body)
-        what = f"update of deployment {shown(target.deployment_id)}"
-        self.log.debug("%s: POST _ml/trained_models/%s/deployment/_update %s", deployment_id, target.deployment_id,
-                       body)  # fmt: skip
-        response = self._owned(
-            what,
-            target,
-            lambda: self.client.ml.update_trained_model_deployment(model_id=target.deployment_id, body=body),
-        )
-        return dict(response.body.get("assignment", {}))
-
-    def _update_endpoint(self, target: Target, ml_body: Mapping[str, Any]) -> dict[str, Any]:
-        """``PUT _inference/<task_type>/<inference_id>/_update`` with the translation of ``ml_body``.
-
-        The body is built for the cluster's version (:attr:`ServerInfo.exclusive_update`); a 400 that says the
-        cluster combines the count and the adaptive settings the other way is answered by one resend.
-        """
-        assert target.inference_id is not None and target.task_type is not None
-        inference_id, task_type = target.inference_id, target.task_type
-        what = f"update of inference endpoint {shown(inference_id)}"
-        exclusive = self.server_info().exclusive_update
-        for last in (False, True):
-            body = inference_update_body(ml_body, exclusive=exclusive)
-            self.log.info("%s: PUT _inference/%s/%s/_update %s", target.id, task_type, inference_id, body)
-            send = functools.partial(self._send_endpoint_update, inference_id, task_type, body)
-            answer = self._owned(what, target, send, {400})
-            if not isinstance(answer, elasticsearch.ApiError):
-                return dict(answer.body)
-            retry_as = other_semantics(error_text(answer), exclusive=exclusive)
-            if retry_as is None or last:
-                raise translate(what, answer)
-            exclusive = retry_as
-        raise AssertionError("unreachable")
-
+    # how the installed client sends an inference endpoint's update (:func:`client_sends_put`) is a matter of the
+    # client: the update itself is in hooks/updates.py
     def _send_endpoint_update(self, inference_id: str, task_type: str, body: Mapping[str, Any]) -> Any:
         if client_sends_put():
             return self.client.inference.update(inference_id=inference_id, task_type=task_type, inference_config=body)
         path = f"/_inference/{quote(task_type, safe='')}/{quote(inference_id, safe='')}/_update"
         return self.client.perform_request("PUT", path, headers=JSON_HEADERS, body=dict(body))
-
-    def _owned(
-        self, what: str, target: Target, fn: Callable[[], Any], statuses: frozenset[int] | set[int] = frozenset()
-    ) -> Any:
-        """``fn()`` with Elasticsearch's ownership 409 raised as :class:`DeploymentOwnershipError`, and an error
-        whose status is in ``statuses`` returned."""
-        answer = self._keeping(what, fn, frozenset({409, *statuses}))
-        if isinstance(answer, elasticsearch.ApiError) and answer.meta.status == 409:
-            conflict = ownership_conflict(error_text(answer))
-            if conflict is None:
-                raise translate(what, answer)
-            raise DeploymentOwnershipError(conflict.message(what, target.id, target.deployment_id))
-        return answer
 
     def is_serverless(self) -> bool:
         """Whether the cluster is an Elastic Cloud Serverless project: ``GET /`` reports
@@ -472,11 +394,6 @@ class ElasticsearchMLHook(InferMixin, CapacityMixin, BaseHook):
             True,
             f"Connected to Elasticsearch {info['version']['number']} ({info.get('cluster_name', '')})",
         )
-
-
-def error_text(exc: elasticsearch.ApiError) -> str:
-    """All of an error's body as text (its reasons uncut), for reading what Elasticsearch says."""
-    return str(exc.body) if exc.body else str(exc.message)
 
 
 def pick_deployment(deployment_id: str, body: Mapping[str, Any]) -> DeploymentStatus:
