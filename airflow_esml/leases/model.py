@@ -317,12 +317,14 @@ def goal_settings(baseline: Settings, leases: Iterable[Lease], *, serverless: bo
     A baseline with adaptive allocations on keeps them on, with ``min_number_of_allocations`` raised to the
     largest request (and ``max_number_of_allocations`` when it is lower), unless a live lease was taken with
     ``adaptive_policy="disable"`` (then, as for a fixed baseline, a fixed ``max(baseline, every request)``).
-    On Serverless (``serverless``) adaptive allocations are always on, so the target is always adaptive.
+    On Serverless (``serverless``) adaptive allocations are always on, so the target is always adaptive: a
+    baseline recorded as a fixed count is restored in its :meth:`~airflow_esml.core.settings.Settings.adaptive_form`
+    (``min = max =`` the count), the one place a restore's settings are decided.
     """
     live = list(leases)
     requests = [lease.allocations for lease in live]
     if not requests:
-        return baseline
+        return baseline.adaptive_form() if serverless else baseline
     disable = any(lease.adaptive_policy == "disable" for lease in live)
     if serverless or (baseline.adaptive_enabled and not disable):
         return baseline.raised_to(max(requests))

@@ -466,7 +466,8 @@ class LeaseStore(DocumentLock):
         doc = decision.doc
         if decision.drift is not None:
             log.warning("%s", decision.drift.message(decision.goal, len(doc.leases)))
-        if not doc.leases and decision.goal != doc.original_baseline and decision.drift is None:
+        original = (doc.original_baseline, doc.original_baseline.adaptive_form())  # the latter on Serverless
+        if not doc.leases and decision.goal not in original and decision.drift is None:
             log.warning(
                 "%s: restoring %s (adopted after a hand-made change), not %s recorded before the first lease",
                 doc.deployment_id,

@@ -192,3 +192,9 @@ def test_the_fail_policy_refuses_an_adaptive_baseline_only():
     assert adaptive_refusal("my-e5", Settings(1, ADAPTIVE), "raise_min") is None
     message = adaptive_refusal("my-e5", Settings(1, ADAPTIVE), "fail")
     assert message is not None and "adaptive_policy='fail': nothing was changed" in message
+
+
+def test_on_serverless_the_restore_of_a_fixed_baseline_is_adaptive():
+    goal = goal_settings(Settings(2), [], serverless=True)
+    assert goal.adaptive_enabled and goal.adaptive_allocations == AdaptiveAllocations(True, 2, 2)
+    assert goal_settings(Settings(2), []) == Settings(2)  # elsewhere the count is restored as it was
