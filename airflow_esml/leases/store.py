@@ -76,6 +76,7 @@ class LeaseOutcome:
         as the caller passed it, an inference id for instance); None when it is ``deployment_id``.
     :param released: a release's lease as it was when dropped, with its share of the capacity held
         (docs/accounting.md); None for other operations, or when the lease was not there.
+    :param released_at: when it was dropped (its share is counted up to then).
     """
 
     deployment_id: str
@@ -92,6 +93,7 @@ class LeaseOutcome:
     capacity: Mapping[str, Any] | None = None
     leased_deployment_id: str | None = None
     released: Lease | None = None
+    released_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict for XCom."""
@@ -110,7 +112,7 @@ class LeaseOutcome:
             "drift": dict(self.drift) if self.drift else None,
             "expires_at": self.lease.expires_at if self.lease else None,
             "capacity": dict(self.capacity) if self.capacity else None,
-            "released": self.released.to_dict() if self.released else None,
+            "released": {**self.released.to_dict(), "released_at": self.released_at} if self.released else None,
         }
 
 
@@ -275,7 +277,8 @@ class LeaseStore(DocumentLock):
             found = missing_lease(requested, lease_id, self._traces(deployment_id, seen[-1] if seen else None))
             if found.state == "lost":
                 raise LeaseLostError(found.message)
-        return replace(self._shown(outcome, requested, lease_id), released=dropped)
+        released_at = seen[-1].accrued_at if dropped is not None else None
+        return replace(self._shown(outcome, requested, lease_id), released=dropped, released_at=released_at)
 
     def renew(self, deployment_id: str, lease_id: str, ttl: float) -> Renewal:
         """Extend a live lease to ``now + ttl`` with one conditional write that does not touch the deployment.
