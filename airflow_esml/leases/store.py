@@ -286,21 +286,19 @@ class LeaseStore(DocumentLock):
         Waits (up to ``lock_wait``) while another operation holds the lock, so that it never disturbs one. A
         lease past its expiry but not yet reaped is renewed: nothing was taken from it.
         """
-        deployment_id = self._doc_id(deployment_id, lease_id)
+        shown, deployment_id = deployment_id, self._doc_id(deployment_id, lease_id)
         deadline = self.clock() + self.lock_wait
         pause = 0.02
         while True:
             stored = self.docs.get(deployment_id)
             now = self.clock()
             if stored is None or stored.doc.lease(lease_id) is None:
-                return missing_lease(
-                    deployment_id, lease_id, self._traces(deployment_id, stored.doc if stored else None)
-                )
+                return missing_lease(shown, lease_id, self._traces(deployment_id, stored.doc if stored else None))
             if not stored.doc.lock_held(now):
                 doc = replace(stored.doc.with_renewed(lease_id, now + ttl), write_id=uuid.uuid4().hex)
                 landed = self.docs.replace(doc, stored.version) is not None
                 if landed or self._holds_write(deployment_id, doc.write_id):
-                    return Renewal("renewed", f"{deployment_id}: lease {lease_id} renewed", now + ttl)
+                    return Renewal("renewed", f"{shown}: lease {lease_id} renewed", now + ttl)
             elif now > deadline:
                 raise LeaseLockTimeoutError(f"{deployment_id}: the lease document stayed locked {self.lock_wait:.0f}s")
             time.sleep(random.uniform(0, pause))
