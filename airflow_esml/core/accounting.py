@@ -172,19 +172,33 @@ class CapacityUsage:
 
 
 def close_window(
-    start: WindowStart, end: Mapping[str, NodeWork], ended_at: float, *, ready_at: float | None = None
+    start: WindowStart,
+    end: Mapping[str, NodeWork],
+    ended_at: float,
+    *,
+    ready_at: float | None = None,
+    share: tuple[float, float] | None = None,
 ) -> CapacityUsage:
     """The figures of the window ``start`` ended at ``ended_at`` with the deployment's work ``end``.
 
     :param ready_at: when the allocations were seen started, if the opening record does not say.
+    :param share: for a lease's window, ``(share, span)`` as its lease document counted them
+        (:meth:`~airflow_esml.leases.model.LeaseDoc.accrued`): its allocation-seconds are its share of what the
+        deployment held above the baseline, and its busy time the deployment's busy time in the proportion
+        ``share / span`` of the deployment's allocation-seconds while it was live. Without it the window held
+        ``allocations - baseline`` alone for its whole duration.
     """
     held = max(0.0, ended_at - start.started_at)
     above = start.above_baseline
-    allocation_seconds = above * held
     ready = start.ready_at if start.ready_at is not None else ready_at
-    loading = None if ready is None else above * min(held, max(0.0, ready - start.started_at))
     busy = busy_seconds(start.snapshot, end)
-    busy_above = min(allocation_seconds, busy * above / start.allocations) if above else 0.0
+    if share is None:
+        allocation_seconds = above * held
+        busy_above = min(allocation_seconds, busy * above / start.allocations) if above else 0.0
+    else:
+        allocation_seconds, span = max(0.0, share[0]), share[1]
+        busy_above = min(allocation_seconds, busy * allocation_seconds / span) if span > 0 else 0.0
+    loading = None if ready is None else min(allocation_seconds, above * min(held, max(0.0, ready - start.started_at)))
     return CapacityUsage(
         deployment_id=start.deployment_id,
         baseline=start.baseline,

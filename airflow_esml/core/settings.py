@@ -77,6 +77,25 @@ class Settings:
         raised = raise_min(self.adaptive_allocations or AdaptiveAllocations(True), count)
         return Settings(raised.min_number_of_allocations, raised)
 
+    def adaptive_form(self) -> Settings:
+        """These settings as adaptive allocations switched on: the only form Elastic Cloud Serverless takes (it refuses
+        a ``number_of_allocations`` and ``adaptive_allocations.enabled: false`` on both update APIs).
+
+        Adaptive settings that are on are returned as they are. A fixed count ``n`` (adaptive allocations off or
+        absent) becomes ``min_number_of_allocations = max_number_of_allocations = n``: the scaler then keeps exactly
+        the ``n`` allocations the deployment had, the capacity the baseline recorded. The bounds kept with adaptive
+        allocations switched off are not used: they were not in force, and the scaler could lower the capacity
+        (to their minimum) or raise it. Without a count, switched-off bounds are switched on as they are.
+        """
+        if self.adaptive_enabled:
+            return self
+        if self.number_of_allocations is None:
+            off = self.adaptive_allocations or AdaptiveAllocations(True)
+            low, high = off.min_number_of_allocations, off.max_number_of_allocations
+            return Settings(None, AdaptiveAllocations(True, low, high))
+        count = self.number_of_allocations
+        return Settings(count, AdaptiveAllocations(True, count, count))
+
     def describe(self) -> str:
         """``4 allocations`` or ``adaptive allocations (min 1, max 8)``."""
         if self.adaptive_allocations is not None and (self.adaptive_enabled or self.number_of_allocations is None):

@@ -85,7 +85,8 @@ class DocumentLock:
         status = self.hook.get_deployment(deployment_id)
         baseline = Settings.of(status)
         log.info("%s: first lease; recording the baseline %s", deployment_id, baseline.describe())
-        doc = replace(change(LeaseDoc.new(deployment_id, baseline)), lock=self._new_lock(token, holder))
+        doc = LeaseDoc.new(deployment_id, baseline).accrued(self.clock())
+        doc = replace(change(doc), lock=self._new_lock(token, holder))
         version = self.docs.create(doc)
         return None if version is None else Held(Stored(doc, version), token)
 
@@ -93,7 +94,7 @@ class DocumentLock:
         doc = stored.doc
         if doc.lock is not None:
             log.warning("%s: taking over the expired lease lock of %s", doc.deployment_id, doc.lock.holder)
-        doc, reaped = change(doc).reaped(now)
+        doc, reaped = change(doc.accrued(now)).reaped(now)  # the shares up to now, before the leases change
         for lease in reaped:
             log.warning("%s", lease.reap_message(doc.deployment_id, now))
         doc = replace(doc.with_reaped(reaped, now, holder), lock=self._new_lock(token, holder))

@@ -9,7 +9,7 @@ module only decides. Pure Python: no Airflow or Elasticsearch imports. See ``doc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -49,6 +49,11 @@ class Lease:
         ``raise_min`` (their minimum is raised, they stay on) or ``disable`` (a fixed count, switched back on
         by the restore). A lease read from a document written before this field existed is ``disable``, what
         it was acquired under.
+    :param share: the allocation-seconds above the baseline this lease is accountable for so far: its share of
+        what the deployment held above its baseline while it was live (:func:`capacity_shares`, docs/accounting.md).
+        None for a lease read from a document written before the shares were kept.
+    :param span: the deployment's allocation-seconds (baseline included) while this lease was live, which its share
+        of the deployment's busy time is taken in proportion to. None with ``share``.
     """
 
     lease_id: str
@@ -57,6 +62,8 @@ class Lease:
     expires_at: float
     owner: Mapping[str, Any] = field(default_factory=dict)
     adaptive_policy: AdaptivePolicy = DEFAULT_ADAPTIVE_POLICY
+    share: float | None = 0.0
+    span: float | None = 0.0
 
     def expired(self, now: float) -> bool:
         return now >= self.expires_at
@@ -86,10 +93,13 @@ class Lease:
             "expires_at": self.expires_at,
             "owner": dict(self.owner),
             "adaptive_policy": self.adaptive_policy,
+            "share": self.share,
+            "span": self.span,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Lease:
+        share, span = data.get("share"), data.get("span")
         return cls(
             str(data["lease_id"]),
             int(data["allocations"]),
@@ -97,6 +107,8 @@ class Lease:
             float(data["expires_at"]),
             dict(data.get("owner") or {}),
             data.get("adaptive_policy", "disable"),
+            None if share is None else float(share),
+            None if share is None or span is None else float(span),
         )
 
 
@@ -204,6 +216,8 @@ class LeaseDoc:
     :param drift: the latest drift records, newest last.
     :param write_id: a fresh id for every write, to recognise one's own write after a lost response.
     :param reaped_leases: traces of the leases reaped lately (see :class:`Reaped`), oldest first.
+    :param accrued_at: until when the leases' shares of the capacity held are counted (:meth:`accrued`); None in a
+        document written before the shares were kept.
     """
 
     deployment_id: str
@@ -216,10 +230,34 @@ class LeaseDoc:
     drift: tuple[Mapping[str, Any], ...] = ()
     write_id: str = ""
     reaped_leases: tuple[Reaped, ...] = ()
+    accrued_at: float | None = None
 
     @classmethod
     def new(cls, deployment_id: str, baseline: Settings) -> LeaseDoc:
         return cls(deployment_id, baseline, baseline)
+
+    def accrued(self, now: float) -> LeaseDoc:
+        """This document with the capacity held from ``accrued_at`` to ``now`` shared among its leases.
+
+        Called under the lock before every change of the leases (so the set of leases and their requests were
+        the same all that time): each lease's ``share`` grows by its :func:`capacity_shares` of what was held
+        above the baseline, its ``span`` by what the deployment held. The shares of the live leases add up to
+        the allocation-seconds held above the baseline, so overlapping windows do not count the overlap twice.
+        """
+        since = self.accrued_at
+        if since is None or not self.leases or now <= since:
+            return replace(self, accrued_at=now if since is None else max(since, now))
+        elapsed = now - since
+        floor = held_floor(self.baseline)
+        requests = [lease.allocations for lease in self.leases]
+        held = max(floor, *requests)
+        leases = tuple(
+            lease
+            if lease.share is None
+            else replace(lease, share=lease.share + part * elapsed, span=(lease.span or 0.0) + held * elapsed)
+            for lease, part in zip(self.leases, capacity_shares(floor, requests), strict=True)
+        )
+        return replace(self, leases=leases, accrued_at=now)
 
     def lease(self, lease_id: str) -> Lease | None:
         return next((lease for lease in self.leases if lease.lease_id == lease_id), None)
@@ -228,7 +266,7 @@ class LeaseDoc:
         """Add ``lease``, or renew the lease of the same id (its first ``acquired_at`` is kept)."""
         old = self.lease(lease.lease_id)
         if old is not None:
-            lease = replace(lease, acquired_at=old.acquired_at)
+            lease = replace(lease, acquired_at=old.acquired_at, share=old.share, span=old.span)
         others = tuple(x for x in self.leases if x.lease_id != lease.lease_id)
         traces = tuple(r for r in self.reaped_leases if r.lease_id != lease.lease_id)  # taken again: not lost
         return replace(self, leases=(*others, lease), reaped_leases=traces)
@@ -287,6 +325,7 @@ class LeaseDoc:
             "drift": [dict(d) for d in self.drift],
             "write_id": self.write_id,
             "reaped": [r.to_dict() for r in self.reaped_leases],
+            "accrued_at": self.accrued_at,
         }
 
     @classmethod
@@ -304,11 +343,43 @@ class LeaseDoc:
             drift=tuple(source.get("drift") or ()),
             write_id=str(source.get("write_id", "")),
             reaped_leases=tuple(Reaped.from_dict(x) for x in source.get("reaped") or ()),
+            accrued_at=None if source.get("accrued_at") is None else float(source["accrued_at"]),
         )
 
 
 def _settings_or_none(data: Mapping[str, Any] | None) -> Settings | None:
     return Settings.from_dict(data) if data else None
+
+
+def held_floor(baseline: Settings) -> int:
+    """The allocations the deployment has with no lease: what capacity is counted above (docs/accounting.md).
+
+    The baseline's count (with adaptive allocations on, the scaler's count when it was recorded), else the minimum
+    of its adaptive allocations.
+    """
+    if baseline.number_of_allocations is not None:
+        return baseline.number_of_allocations
+    adaptive = baseline.adaptive_allocations
+    return (adaptive.min_number_of_allocations if adaptive else None) or 0
+
+
+def capacity_shares(floor: int, requests: Sequence[int]) -> list[float]:
+    """How the allocations held above ``floor`` for ``requests`` (the live leases) are shared among them, per second.
+
+    The deployment holds ``max(requests)``: one layer of allocations from ``floor`` to the smallest request above
+    it, the next up to the next request, and so on. Each layer is split equally among the leases that asked for
+    it (the Shapley value of this cost, known as the airport problem): a lease pays for what it needs, the part
+    it needs together with others is shared, and the shares add up to ``max(requests) - floor``. A request at or
+    below ``floor`` holds nothing above it and gets 0.
+    """
+    shares = [0.0] * len(requests)
+    low = floor
+    for level in sorted({r for r in requests if r > floor}):
+        needing = [i for i, r in enumerate(requests) if r >= level]
+        for i in needing:
+            shares[i] += (level - low) / len(needing)
+        low = level
+    return shares
 
 
 def goal_settings(baseline: Settings, leases: Iterable[Lease], *, serverless: bool = False) -> Settings:
@@ -317,12 +388,14 @@ def goal_settings(baseline: Settings, leases: Iterable[Lease], *, serverless: bo
     A baseline with adaptive allocations on keeps them on, with ``min_number_of_allocations`` raised to the
     largest request (and ``max_number_of_allocations`` when it is lower), unless a live lease was taken with
     ``adaptive_policy="disable"`` (then, as for a fixed baseline, a fixed ``max(baseline, every request)``).
-    On Serverless (``serverless``) adaptive allocations are always on, so the target is always adaptive.
+    On Serverless (``serverless``) adaptive allocations are always on, so the target is always adaptive: a
+    baseline recorded as a fixed count is restored in its :meth:`~airflow_esml.core.settings.Settings.adaptive_form`
+    (``min = max =`` the count), the one place a restore's settings are decided.
     """
     live = list(leases)
     requests = [lease.allocations for lease in live]
     if not requests:
-        return baseline
+        return baseline.adaptive_form() if serverless else baseline
     disable = any(lease.adaptive_policy == "disable" for lease in live)
     if serverless or (baseline.adaptive_enabled and not disable):
         return baseline.raised_to(max(requests))

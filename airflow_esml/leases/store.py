@@ -72,6 +72,11 @@ class LeaseOutcome:
     :param restored: no lease is left: the deployment has its baseline again and the document is gone.
     :param capacity: what the capacity check of an acquire found, when it was checked or skipped, or when it cut
         the lease to what fits (``capacity_policy="fit"``).
+    :param leased_deployment_id: the physical deployment whose lease document this is (``deployment_id`` is the id
+        as the caller passed it, an inference id for instance); None when it is ``deployment_id``.
+    :param released: a release's lease as it was when dropped, with its share of the capacity held
+        (docs/accounting.md); None for other operations, or when the lease was not there.
+    :param released_at: when it was dropped (its share is counted up to then).
     """
 
     deployment_id: str
@@ -86,11 +91,15 @@ class LeaseOutcome:
     drift: Mapping[str, Any] | None = None
     lease: Lease | None = None
     capacity: Mapping[str, Any] | None = None
+    leased_deployment_id: str | None = None
+    released: Lease | None = None
+    released_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict for XCom."""
         return {
             "deployment_id": self.deployment_id,
+            "leased_deployment_id": self.leased_deployment_id or self.deployment_id,
             "lease_id": self.lease_id,
             "baseline": self.baseline.to_dict() if self.baseline else None,
             "original_baseline": self.original_baseline.to_dict() if self.original_baseline else None,
@@ -103,6 +112,7 @@ class LeaseOutcome:
             "drift": dict(self.drift) if self.drift else None,
             "expires_at": self.lease.expires_at if self.lease else None,
             "capacity": dict(self.capacity) if self.capacity else None,
+            "released": {**self.released.to_dict(), "released_at": self.released_at} if self.released else None,
         }
 
 
@@ -142,6 +152,37 @@ class LeaseStore(DocumentLock):
         self.clock = clock
         self.attempts = attempts
 
+    # -- which document ----------------------------------------------------------------------------------
+
+    def leased_id(self, deployment_id: str) -> str:
+        """The id of the physical deployment that ``deployment_id`` names: the id of its lease document.
+
+        An inference endpoint attached to another deployment (``service_settings.deployment_id``) names that
+        deployment, so a lease taken by the inference id and one taken by the deployment id share one document
+        and one baseline. A trained-model deployment, and an endpoint that created its own deployment, keep their
+        id (the documents written before this rule are the same). Resolved with the hook's
+        :meth:`~airflow_esml.hooks.ml.ElasticsearchMLHook.target`, once per hook.
+        """
+        return self.hook.target(deployment_id).deployment_id
+
+    def _doc_id(self, deployment_id: str, lease_id: str | None = None) -> str:
+        """The lease document to work on for ``deployment_id`` (and ``lease_id``): the physical deployment's,
+        unless the id names an attached endpoint whose document was written under its own id by an earlier
+        version (it holds ``lease_id``, or any lease when no lease id is given): that one is finished first."""
+        key = self.leased_id(deployment_id)
+        if key == deployment_id:
+            return key
+        legacy = self.docs.get(deployment_id)
+        if legacy is not None and (lease_id is None or legacy.doc.lease(lease_id) is not None):
+            log.info("%s: lease document kept under this id by an earlier version; using it", deployment_id)
+            return deployment_id
+        return key
+
+    def _shown(self, outcome: LeaseOutcome, deployment_id: str, lease_id: str | None) -> LeaseOutcome:
+        """``outcome`` naming the id the caller passed, and the deployment leased."""
+        leased = outcome.deployment_id if outcome.deployment_id != deployment_id else None
+        return replace(outcome, deployment_id=deployment_id, lease_id=lease_id, leased_deployment_id=leased)
+
     # -- public operations ----------------------------------------------------------------------------
 
     def acquire(
@@ -176,6 +217,9 @@ class LeaseStore(DocumentLock):
         checking = parse_capacity_policy(capacity_policy)
         if adaptive == "disable" and self.hook.is_serverless():
             check_serverless_policy(adaptive)
+        requested, deployment_id = deployment_id, self._doc_id(deployment_id, lease_id)
+        if deployment_id != requested:
+            log.info("%s: leases of deployment %s are kept under its id", requested, deployment_id)
         refused: list[str] = []
 
         def add(doc: LeaseDoc) -> LeaseDoc:
@@ -209,7 +253,7 @@ class LeaseStore(DocumentLock):
             self._release_quietly(deployment_id, lease_id, policy)
             raise
         mine = next((x for x in outcome.leases if x.lease_id == lease_id), None)
-        return replace(outcome, lease_id=lease_id, lease=mine)
+        return replace(self._shown(outcome, requested, lease_id), lease=mine)
 
     def release(self, deployment_id: str, lease_id: str, *, on_drift: str = "respect") -> LeaseOutcome:
         """Drop a lease (if still there), then set the deployment from the leases left, or restore the baseline.
@@ -220,6 +264,7 @@ class LeaseStore(DocumentLock):
         :raises LeaseLostError: the lease was reaped: it expired without renewal while the run went on.
         """
         policy = check_drift_policy(on_drift)
+        requested, deployment_id = deployment_id, self._doc_id(deployment_id, lease_id)
         seen: list[LeaseDoc] = []
 
         def drop(doc: LeaseDoc) -> LeaseDoc:
@@ -227,11 +272,13 @@ class LeaseStore(DocumentLock):
             return doc.without_lease(lease_id)
 
         outcome = self._run(deployment_id, drop, policy, holder=lease_id)
-        if not seen or seen[-1].lease(lease_id) is None:
-            found = missing_lease(deployment_id, lease_id, self._traces(deployment_id, seen[-1] if seen else None))
+        dropped = seen[-1].lease(lease_id) if seen else None
+        if dropped is None:
+            found = missing_lease(requested, lease_id, self._traces(deployment_id, seen[-1] if seen else None))
             if found.state == "lost":
                 raise LeaseLostError(found.message)
-        return replace(outcome, lease_id=lease_id)
+        released_at = seen[-1].accrued_at if dropped is not None else None
+        return replace(self._shown(outcome, requested, lease_id), released=dropped, released_at=released_at)
 
     def renew(self, deployment_id: str, lease_id: str, ttl: float) -> Renewal:
         """Extend a live lease to ``now + ttl`` with one conditional write that does not touch the deployment.
@@ -239,20 +286,19 @@ class LeaseStore(DocumentLock):
         Waits (up to ``lock_wait``) while another operation holds the lock, so that it never disturbs one. A
         lease past its expiry but not yet reaped is renewed: nothing was taken from it.
         """
+        shown, deployment_id = deployment_id, self._doc_id(deployment_id, lease_id)
         deadline = self.clock() + self.lock_wait
         pause = 0.02
         while True:
             stored = self.docs.get(deployment_id)
             now = self.clock()
             if stored is None or stored.doc.lease(lease_id) is None:
-                return missing_lease(
-                    deployment_id, lease_id, self._traces(deployment_id, stored.doc if stored else None)
-                )
+                return missing_lease(shown, lease_id, self._traces(deployment_id, stored.doc if stored else None))
             if not stored.doc.lock_held(now):
                 doc = replace(stored.doc.with_renewed(lease_id, now + ttl), write_id=uuid.uuid4().hex)
                 landed = self.docs.replace(doc, stored.version) is not None
                 if landed or self._holds_write(deployment_id, doc.write_id):
-                    return Renewal("renewed", f"{deployment_id}: lease {lease_id} renewed", now + ttl)
+                    return Renewal("renewed", f"{shown}: lease {lease_id} renewed", now + ttl)
             elif now > deadline:
                 raise LeaseLockTimeoutError(f"{deployment_id}: the lease document stayed locked {self.lock_wait:.0f}s")
             time.sleep(random.uniform(0, pause))
@@ -264,8 +310,9 @@ class LeaseStore(DocumentLock):
         Under the lock: the deployment gets ``max(baseline, every live lease)`` at once, and ``baseline`` when
         the last lease ends. None, with nothing done, when the deployment has no lease document.
         """
-        outcome = self._run(deployment_id, lambda doc: doc.with_baseline(baseline), "restore", holder="update")
-        return None if outcome.goal is None else outcome
+        key = self._doc_id(deployment_id)
+        outcome = self._run(key, lambda doc: doc.with_baseline(baseline), "restore", holder="update")
+        return None if outcome.goal is None else self._shown(outcome, deployment_id, None)
 
     def _traces(self, deployment_id: str, doc: LeaseDoc | None) -> tuple[Reaped, ...]:
         """The reap records of the deployment: those in its lease document, and those kept after its deletion."""
@@ -279,13 +326,24 @@ class LeaseStore(DocumentLock):
     def reconcile(self, deployment_id: str, *, on_drift: str = "respect") -> LeaseOutcome:
         """Reap expired leases and set the deployment from the live ones (restoring it when none is left)."""
         policy = check_drift_policy(on_drift)
-        return self._run(deployment_id, lambda doc: doc, policy, holder="reaper")
+        outcome = self._run(self._doc_id(deployment_id), lambda doc: doc, policy, holder="reaper")
+        return self._shown(outcome, deployment_id, None)
 
     def deployment_ids(self) -> list[str]:
         return self.docs.deployment_ids()
 
-    def read(self, deployment_id: str) -> LeaseDoc | None:
-        stored = self.docs.get(deployment_id)
+    def read(self, deployment_id: str, lease_id: str | None = None) -> LeaseDoc | None:
+        """The lease document of the deployment ``deployment_id`` names (see :meth:`leased_id`), or None.
+
+        :param lease_id: the lease the caller looks for: a document written under an attached endpoint's own id
+            by an earlier version is read when it holds that lease.
+        """
+        key = self.leased_id(deployment_id)
+        if lease_id is not None:
+            key = self._doc_id(deployment_id, lease_id)
+        stored = self.docs.get(key)
+        if stored is None and key != deployment_id:
+            stored = self.docs.get(deployment_id)
         return stored.doc if stored else None
 
     # -- the steps ------------------------------------------------------------------------------------
@@ -409,7 +467,8 @@ class LeaseStore(DocumentLock):
         doc = decision.doc
         if decision.drift is not None:
             log.warning("%s", decision.drift.message(decision.goal, len(doc.leases)))
-        if not doc.leases and decision.goal != doc.original_baseline and decision.drift is None:
+        original = (doc.original_baseline, doc.original_baseline.adaptive_form())  # the latter on Serverless
+        if not doc.leases and decision.goal not in original and decision.drift is None:
             log.warning(
                 "%s: restoring %s (adopted after a hand-made change), not %s recorded before the first lease",
                 doc.deployment_id,

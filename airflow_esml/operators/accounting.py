@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_esml.core import accounting
 from airflow_esml.core.accounting import CapacityUsage, WindowStart
+from airflow_esml.core.settings import Settings
+from airflow_esml.leases.model import held_floor
 
 if TYPE_CHECKING:
     from airflow_esml.hooks.ml import ElasticsearchMLHook
@@ -60,13 +62,19 @@ def close_window(
     *,
     ready_at: float | None = None,
     task_log: logging.Logger | Any = None,
+    ended_at: float | None = None,
+    share: tuple[float, float] | None = None,
 ) -> dict[str, Any] | None:
-    """Close the window of ``record`` now: log one line, emit the figures through ``Stats``, return them for
-    the XCom result (None when the window was not recorded)."""
+    """Close the window of ``record`` at ``ended_at`` (default now): log one line, emit the figures through
+    ``Stats``, return them for the XCom result (None when the window was not recorded).
+
+    :param share: a lease's ``(share, span)``: see :func:`airflow_esml.core.accounting.close_window`.
+    """
     if not record or end is None:
         return None
+    ended = time.time() if ended_at is None else ended_at
     try:
-        usage = accounting.close_window(WindowStart.from_dict(record), end, time.time(), ready_at=ready_at)
+        usage = accounting.close_window(WindowStart.from_dict(record), end, ended, ready_at=ready_at, share=share)
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("capacity accounting skipped: the window's record is not readable (%s)", exc)
         return None
@@ -125,7 +133,7 @@ def lease_opening(hook: ElasticsearchMLHook, store: LeaseStore, deployment_id: s
     The baseline and the allocations are filled in when the window closes (the release knows them).
     """
     try:
-        doc = store.read(deployment_id)
+        doc = store.read(deployment_id, lease_id)
         lease = doc.lease(lease_id) if doc else None
         if lease is not None and lease.owner.get(LEASE_OWNER_KEY):
             return str(lease.owner[LEASE_OWNER_KEY])
@@ -142,7 +150,7 @@ def lease_ending(
 ) -> tuple[dict[str, Any], int, dict[str, accounting.NodeWork]] | None:
     """Before a release: the lease's opening record, its allocations and the deployment's work now."""
     try:
-        doc = store.read(deployment_id)
+        doc = store.read(deployment_id, lease_id)
     except Exception as exc:
         log.warning("%s: no capacity accounting for this lease (%s)", deployment_id, exc)
         return None
@@ -165,13 +173,23 @@ def close_lease_window(
     ready_at: float | None = None,
     task_log: logging.Logger | Any = None,
 ) -> dict[str, Any] | None:
-    """After a release: close the lease's window; the baseline is the released deployment's baseline."""
+    """After a release: close the lease's window; the baseline is the released deployment's baseline.
+
+    The window runs from the lease's acquire to its release as the lease document saw them, and its
+    allocation-seconds are the lease's share of what the deployment held above the baseline (overlapping leases
+    share the allocations they held together; docs/accounting.md). A lease from a document written before the
+    shares were kept is counted as if it held its allocations alone.
+    """
     if ending is None:
         return None
     record, allocations, end = ending
-    baseline = released.get("baseline") or released.get("original_baseline") or {}
-    floor = baseline.get("number_of_allocations")
-    if floor is None:  # an adaptive baseline: its minimum
-        floor = (baseline.get("adaptive_allocations") or {}).get("min_number_of_allocations") or 0
-    record = {**record, "baseline": int(floor), "allocations": max(int(allocations), int(floor))}
-    return close_window(record, end, ready_at=ready_at, task_log=task_log)
+    baseline = released.get("baseline") or released.get("original_baseline")
+    floor = held_floor(Settings.from_dict(baseline)) if baseline else 0
+    record = {**record, "baseline": floor, "allocations": max(int(allocations), floor)}
+    lease = released.get("released") or {}
+    if lease.get("share") is None or lease.get("span") is None or lease.get("released_at") is None:
+        return close_window(record, end, ready_at=ready_at, task_log=task_log)
+    record["started_at"] = float(lease["acquired_at"])
+    share = (float(lease["share"]), float(lease["span"]))
+    ended = float(lease["released_at"])
+    return close_window(record, end, ready_at=ready_at, task_log=task_log, ended_at=ended, share=share)

@@ -49,3 +49,18 @@ def test_adaptive_settings_asked_for_alone_are_sent_alone():
 def test_describe_and_round_trip(settings, text):
     assert settings.describe() == text
     assert Settings.from_dict(settings.to_dict()) == settings
+
+
+def test_the_adaptive_form_of_a_fixed_count_keeps_exactly_that_count():
+    fixed = Settings(3).adaptive_form()
+    assert fixed == Settings(3, AdaptiveAllocations(True, 3, 3))
+    assert fixed.update_body(status(1)) == {
+        "adaptive_allocations": {"enabled": True, "min_number_of_allocations": 3, "max_number_of_allocations": 3}
+    }
+    switched_off = Settings(2, AdaptiveAllocations(False, 0, 8)).adaptive_form()
+    assert switched_off.adaptive_allocations == AdaptiveAllocations(True, 2, 2)  # the bounds were not in force
+    on = Settings(None, AdaptiveAllocations(True, 1, 4))
+    assert on.adaptive_form() is on
+    assert Settings(None, AdaptiveAllocations(False, 1, 4)).adaptive_form() == Settings(
+        None, AdaptiveAllocations(True, 1, 4)
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from airflow_esml.core.params import check_drift_policy
@@ -16,7 +18,7 @@ from airflow_esml.leases import (
     goal_settings,
     lease_id_for,
 )
-from airflow_esml.leases.model import adaptive_refusal
+from airflow_esml.leases.model import adaptive_refusal, capacity_shares, held_floor
 
 ADAPTIVE = AdaptiveAllocations(True, 1, 4)
 
@@ -192,3 +194,55 @@ def test_the_fail_policy_refuses_an_adaptive_baseline_only():
     assert adaptive_refusal("my-e5", Settings(1, ADAPTIVE), "raise_min") is None
     message = adaptive_refusal("my-e5", Settings(1, ADAPTIVE), "fail")
     assert message is not None and "adaptive_policy='fail': nothing was changed" in message
+
+
+def test_on_serverless_the_restore_of_a_fixed_baseline_is_adaptive():
+    goal = goal_settings(Settings(2), [], serverless=True)
+    assert goal.adaptive_enabled and goal.adaptive_allocations == AdaptiveAllocations(True, 2, 2)
+    assert goal_settings(Settings(2), []) == Settings(2)  # elsewhere the count is restored as it was
+
+
+@pytest.mark.parametrize(
+    ("floor", "requests", "expected"),
+    [
+        (1, [3], [2.0]),
+        (1, [3, 5], [1.0, 3.0]),  # the layer 1..3 is shared, 3..5 is the second lease's alone
+        (1, [4, 4], [1.5, 1.5]),
+        (2, [1, 6, 2], [0.0, 4.0, 0.0]),  # at or below the floor: nothing held above it
+        (1, [], []),
+    ],
+)
+def test_capacity_shares_split_each_layer_among_the_leases_that_need_it(floor, requests, expected):
+    shares = capacity_shares(floor, requests)
+    assert shares == pytest.approx(expected)
+    assert sum(shares) == pytest.approx(max([floor, *requests]) - floor)
+
+
+def test_accrual_counts_each_interval_with_the_leases_live_in_it():
+    held = replace(doc(Settings(1), lease("a", 3)), accrued_at=10.0)
+    held = held.accrued(12.0).with_lease(lease("b", 5))  # a alone for 2 s: 2 x 2
+    held = held.accrued(13.0).without_lease("a")  # both for 1 s: a 1, b 3
+    a_share = 2 * 2 + 1
+    held = held.accrued(15.0)  # b alone for 2 s: 4 x 2
+    b = held.lease("b")
+    assert b is not None and b.share == pytest.approx(3 + 8) and b.span == pytest.approx(5 * 3)
+    assert a_share + b.share == pytest.approx(2 * 2 + 4 * 3)  # what was held above 1: 2 for 2 s, then 4 for 3 s
+    assert held.accrued_at == 15.0
+    assert LeaseDoc.from_source(held.to_source()) == held
+
+
+def test_accrual_keeps_a_retried_acquires_share_and_skips_leases_written_before_shares():
+    held = replace(doc(Settings(1), lease("a", 3)), accrued_at=0.0).accrued(4.0)
+    again = held.with_lease(lease("a", 3))
+    assert again.lease("a").share == pytest.approx(8.0)
+    old = Lease.from_dict({k: v for k, v in lease("o", 3).to_dict().items() if k not in ("share", "span")})
+    assert old.share is None and old.span is None
+    legacy = LeaseDoc.from_source({k: v for k, v in doc(Settings(1), old).to_source().items() if k != "accrued_at"})
+    assert legacy.accrued_at is None and legacy.accrued(5.0).lease("o").share is None
+    assert legacy.accrued(5.0).accrued_at == 5.0
+
+
+def test_held_floor_is_the_count_else_the_adaptive_minimum():
+    assert held_floor(Settings(2)) == 2
+    assert held_floor(Settings(None, AdaptiveAllocations(True, 3, 8))) == 3
+    assert held_floor(Settings(None, AdaptiveAllocations(True, None, 8))) == 0

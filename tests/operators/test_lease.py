@@ -32,7 +32,8 @@ def context(run_id: str = "manual__1", try_number: int = 1) -> dict:
 
 def acquire(**kwargs) -> AcquireDeploymentLeaseOperator:
     kwargs.setdefault("number_of_allocations", 3)
-    return AcquireDeploymentLeaseOperator(task_id="acquire", deployment_id="my-e5", **kwargs)
+    kwargs.setdefault("deployment_id", "my-e5")
+    return AcquireDeploymentLeaseOperator(task_id="acquire", **kwargs)
 
 
 def release(**kwargs) -> ReleaseDeploymentLeaseOperator:
@@ -331,3 +332,15 @@ def test_on_serverless_adaptive_policy_disable_is_refused_before_anything_change
     with pytest.raises(InvalidParameterError, match="adaptive_policy='disable' cannot be applied on Elastic Cloud"):
         acquire(number_of_allocations=2, adaptive_policy="disable").execute(context())
     assert lease_doc(serverless) is None and requests_to(serverless, "update") == 0
+
+
+def test_runs_by_inference_id_and_by_deployment_id_share_the_deployments_lease(sim):
+    sim.create_endpoint("e5-search", deployment_id="my-e5")  # attached to my-e5
+    by_endpoint = acquire(number_of_allocations=4, deployment_id="e5-search").execute(context("run_a"))
+    assert by_endpoint["deployment_id"] == "e5-search" and by_endpoint["leased_deployment_id"] == "my-e5"
+    acquire(number_of_allocations=2).execute(context("run_b"))
+    left = ReleaseDeploymentLeaseOperator(task_id="release", deployment_id="e5-search").execute(context("run_a"))
+    assert left["restored"] is False and left["deployment_id"] == "e5-search"
+    assert sim.cluster.target("my-e5") == 2
+    assert release().execute(context("run_b"))["restored"] is True
+    assert sim.cluster.target("my-e5") == 1
