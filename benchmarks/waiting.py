@@ -24,12 +24,14 @@ def cluster(deployments: int = DEPLOYMENTS) -> Iterator[tuple[Simulator, list[st
     that takes the model's load time to start.
     """
     models = [f"model-{i}" for i in range(deployments)]
-    with Simulator(ml_nodes={"ml-1": deployments}, models=models, load_seconds=0.05, seed=7) as sim:
+    memory = max(16, 8 * deployments) * 2**30  # ML memory for every model on each node (the simulator checks it)
+    with Simulator(ml_nodes={}, models=models, load_seconds=0.05, seed=7) as sim:
+        sim.add_ml_node("ml-1", deployments, memory_bytes=memory)
         ids = []
         for model in models:
             sim.cluster.start_deployment(model, deployment_id=f"{model}-dep", number_of_allocations=1, wait=True)
             ids.append(f"{model}-dep")
-        sim.add_ml_node("ml-2", 4 * deployments)
+        sim.add_ml_node("ml-2", 4 * deployments, memory_bytes=memory)
         yield sim, ids
 
 

@@ -178,6 +178,7 @@ def check_busy(capacity: dict[str, Any], done: int) -> None:
 
 def test_a_lease_window_matches_the_audit_log(sim: Simulator, stats: mock.MagicMock) -> None:
     sim.cluster.set_infer_seconds_per_doc(SECONDS_PER_DOC)
+    infer_all(docs(60, "before the window"))()  # work the window must not count
     xcoms: dict[tuple[str, str], Any] = {}
     opening = traced(sim, AcquireDeploymentLeaseOperator(task_id="acquire", deployment_id=DEPLOYMENT,
                                                          number_of_allocations=4), xcoms)  # fmt: skip
@@ -197,6 +198,7 @@ def test_a_lease_window_matches_the_audit_log(sim: Simulator, stats: mock.MagicM
 
 def test_an_update_pair_window_matches_the_audit_log(sim: Simulator, stats: mock.MagicMock) -> None:
     sim.cluster.set_infer_seconds_per_doc(SECONDS_PER_DOC)
+    infer_all(docs(60, "before the window"))()  # work the window must not count
     xcoms: dict[tuple[str, str], Any] = {}
     opening = traced(sim, UpdateDeploymentOperator(task_id="up", deployment_id=DEPLOYMENT, number_of_allocations=3,
                                                    wait_for_completion=True, poll_interval=0.05, timeout=60),
@@ -216,6 +218,7 @@ def test_an_update_pair_window_matches_the_audit_log(sim: Simulator, stats: mock
 
 def test_a_run_that_fails_half_way_reports_the_part_that_ran(sim: Simulator, stats: mock.MagicMock) -> None:
     sim.cluster.set_infer_seconds_per_doc(SECONDS_PER_DOC)
+    infer_all(docs(60, "before the window"))()  # work the window must not count
     xcoms: dict[tuple[str, str], Any] = {}
     opening = traced(sim, AcquireDeploymentLeaseOperator(task_id="acquire", deployment_id=DEPLOYMENT,
                                                          number_of_allocations=4), xcoms)  # fmt: skip
@@ -239,3 +242,21 @@ def test_a_run_that_fails_half_way_reports_the_part_that_ran(sim: Simulator, sta
     # the teardown gave the baseline back
     assert closing.result["restored"] is True and sim.cluster.target(DEPLOYMENT) == 1
     assert target_changes(sim)[-1].data["new"] == 1
+
+
+def test_a_retried_scale_down_reports_its_window_once(sim: Simulator, stats: mock.MagicMock) -> None:
+    xcoms: dict[tuple[str, str], Any] = {}
+    opening = traced(sim, UpdateDeploymentOperator(task_id="up", deployment_id=DEPLOYMENT, number_of_allocations=3,
+                                                   wait_for_completion=True, poll_interval=0.05, timeout=60),
+                     xcoms)  # fmt: skip
+    down = UpdateDeploymentOperator(task_id="down", deployment_id=DEPLOYMENT, number_of_allocations=1,
+                                    scale_up_task_id="up")  # fmt: skip
+    sim.inject_fault(endpoint="update", status=400, times=1)
+    failed = traced(sim, down, xcoms)
+    assert failed.error is not None and sim.cluster.target(DEPLOYMENT) == 3  # the capacity is still held
+    assert not stats.incr.called  # so its window has not ended
+    retried = traced(sim, down, xcoms)
+    assert retried.error is None and sim.cluster.target(DEPLOYMENT) == 1
+    stats.incr.assert_called_once_with("esml.capacity.windows", tags={"deployment_id": DEPLOYMENT})
+    # one window, held until the retry's scale-down
+    check_window(sim, retried.result["capacity_usage"], opening, opening, retried)
