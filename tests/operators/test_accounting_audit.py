@@ -141,7 +141,7 @@ def stats() -> Iterator[mock.MagicMock]:
 
 
 def check_window(
-    sim: Simulator, capacity: dict[str, Any], opening: Traced, waiting: Traced, closing: Traced
+    sim: Simulator, capacity: dict[str, Any], opening: Traced, waiting: Traced | None, closing: Traced
 ) -> tuple[AuditEvent, AuditEvent]:
     """Check held, allocation-seconds and loading against the audit log; return the two target changes."""
     (up_request,) = opening.updates()
@@ -158,6 +158,9 @@ def check_window(
     assert low <= held <= high  # the audit's own figure fits the bounds, which are only the provider's requests
     assert low <= capacity["held_seconds"] <= high
     assert capacity["allocation_seconds"] == pytest.approx(above * capacity["held_seconds"], abs=0.01)
+    if waiting is None:  # nobody waited for the allocations: their loading time is unknown
+        assert capacity["loading_allocation_seconds"] is None
+        return up, down
     # loading: from the scale-up until the simulator started the new allocations; the wait sees them after that
     ready = started_at(sim, up.at, waiting.ended)
     loading = capacity["loading_allocation_seconds"]
@@ -260,3 +263,46 @@ def test_a_retried_scale_down_reports_its_window_once(sim: Simulator, stats: moc
     stats.incr.assert_called_once_with("esml.capacity.windows", tags={"deployment_id": DEPLOYMENT})
     # one window, held until the retry's scale-down
     check_window(sim, retried.result["capacity_usage"], opening, opening, retried)
+
+
+def test_a_renewed_reservation_is_one_window_from_its_first_scale_up(
+    sim: Simulator, stats: mock.MagicMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import datetime, timezone
+
+    from airflow_esml.operators import reservation as module
+    from airflow_esml.operators.reservation import EndReservationOperator, ReserveDeploymentOperator
+
+    hours = {"start": 8, "end": "18:00", "timezone": "Europe/Amsterdam", "lead_minutes": 30, "weekdays": "1-5"}
+    sim.cluster.set_infer_seconds_per_doc(SECONDS_PER_DOC)
+
+    def scheduled(task: Any, hour: int, minute: int = 0) -> Any:
+        """``task`` as the run of that time on 2 March 2026 (a Monday) runs it."""
+        when = datetime(2026, 3, 2, hour, minute, tzinfo=timezone.utc)
+        monkeypatch.setattr(module, "utc_now", lambda: when)
+
+        class Task:
+            task_id = task.task_id
+
+            def execute(self, context: dict[str, Any]) -> Any:
+                return task.execute({**context, "run_id": f"scheduled__{when.isoformat()}", "logical_date": when})
+
+        return Task()
+
+    xcoms: dict[tuple[str, str], Any] = {}
+    reserve = ReserveDeploymentOperator(task_id="reserve", deployment_id=DEPLOYMENT, number_of_allocations=3, **hours)
+    opening = traced(sim, scheduled(reserve, 6, 30), xcoms)
+    sim.cluster.wait_for(DEPLOYMENT)
+    first = traced(sim, Call("infer", infer_all(docs(100, "morning"))), xcoms)
+    renewal = traced(sim, scheduled(reserve, 12), xcoms)  # a later run renews the same reservation
+    second = traced(sim, Call("infer", infer_all(docs(100, "afternoon"))), xcoms)
+    end = EndReservationOperator(task_id="end", deployment_id=DEPLOYMENT, **hours)
+    closing = traced(sim, scheduled(end, 17), xcoms)
+    assert None is opening.error is first.error is renewal.error is second.error is closing.error
+    assert renewal.updates() == []  # the renewal changed nothing in the cluster
+    capacity = closing.result["capacity_usage"]
+    check_window(sim, capacity, opening, None, closing)  # held from the first run's scale-up, not the renewal's
+    done = inferred_docs(sim, opening.started, closing.ended)
+    assert done == 200
+    check_busy(capacity, done)  # both runs' work, each once
+    assert stats.incr.call_count == 1 and sim.cluster.target(DEPLOYMENT) == 1
