@@ -84,6 +84,7 @@ def lag_section(rows: list[dict[str, Any]]) -> str:
             _num(r["p90_lag"], 3),
             _num(r["expected_p90_lag"], 3),
             _num(r["max_lag"], 3),
+            _num(r["poll_wait_seconds"], 3),
             _num(r["request_seconds"], 3),
             ", ".join(str(s) for s in r["seeds"]),
         ]
@@ -97,10 +98,12 @@ def lag_section(rows: list[dict[str, Any]]) -> str:
         "per trigger, a fresh poll phase per trigger), from its own seed, listed in the last column; a seed "
         "replays a run's draws, not the poll timing. Median, p90 and max are over all draws of all runs. "
         "With periodic polling the wait from readiness to the next poll is uniform over one interval, so the "
-        "expected median lag is interval/2 + request and the expected p90 0.9 interval + request, where "
-        "request is the measured median time from the server receiving the stats request that saw the "
-        "deployment started (audit time minus its duration) to the trigger's event. Stats requests per "
-        "interval are counted over the whole poll intervals of each run's wait, median over runs.\n\n"
+        "expected median lag is interval/2 + request and the expected p90 0.9 interval + request. Each lag is "
+        "split at the server's receipt of the stats request that saw the deployment started (audit time minus "
+        "its duration): poll wait is the median time from readiness to that receipt (expected interval/2), "
+        "request the median time from it to the trigger's event. Stats requests per interval are counted over "
+        "the whole poll intervals of each run's wait (a wait shorter than one interval counts as one), median "
+        "over runs.\n\n"
         + _table(
             [
                 "waiting with",
@@ -113,6 +116,7 @@ def lag_section(rows: list[dict[str, Any]]) -> str:
                 "p90 lag s",
                 "expected p90 s",
                 "max lag s",
+                "poll wait s",
                 "request s",
                 "seeds",
             ],

@@ -137,16 +137,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def requests_per_interval(sim: Simulator, started: float, ended: float, interval: float) -> float | None:
-    """Stats requests per poll interval, counted over the whole intervals from ``started`` (None if none fits).
+def requests_per_interval(sim: Simulator, started: float, ended: float, interval: float) -> float:
+    """Stats requests per poll interval, counted over the whole intervals from ``started``.
 
     Counting whole intervals, not requests per second of the window, keeps the poll that ends the window (the
-    one that saw the last deployment ready) from inflating the rate of a window a few intervals long.
+    one that saw the last deployment ready) from inflating the rate of a window a few intervals long. A wait
+    shorter than one interval lies within one interval: its requests are that interval's.
     """
-    whole = int((ended - started) // interval)
-    if whole == 0:
-        return None
-    return stats_requests(sim, started, started + whole * interval) / whole
+    whole = max(1, int((ended - started) // interval))
+    until = started + whole * interval if ended - started >= interval else ended
+    return stats_requests(sim, started, until) / whole
 
 
 def detecting_request_start(sim: Simulator, deployment_id: str, before: float) -> float | None:
@@ -187,6 +187,7 @@ def readiness_lag(
     """
     lags: list[float] = []
     request_seconds: list[float] = []
+    poll_waits: list[float] = []
     per_interval: list[float] = []
     seeds: list[int] = []
     for run in range(runs):
@@ -219,9 +220,8 @@ def readiness_lag(
                 request_start = detecting_request_start(sim, event["deployment_id"], event["at"])
                 if request_start is not None:
                     request_seconds.append(event["at"] - request_start)
-            rate = requests_per_interval(sim, result["started"], result["ended"], interval)
-            if rate is not None:
-                per_interval.append(rate)
+                    poll_waits.append(request_start - ready[event["deployment_id"]])
+            per_interval.append(requests_per_interval(sim, result["started"], result["ended"], interval))
     request = median(request_seconds)
     return {
         "mode": mode,
@@ -234,6 +234,7 @@ def readiness_lag(
         "p90_lag": percentile(lags, 0.9),
         "max_lag": max(lags),
         "request_seconds": request,
+        "poll_wait_seconds": median(poll_waits),
         "expected_median_lag": interval / 2 + request,
         "expected_p90_lag": 0.9 * interval + request,
         "requests_per_interval": median(per_interval),

@@ -27,7 +27,11 @@ def test_every_benchmark_path_runs_and_renders(tmp_path: Path) -> None:
     lag = results["lag"][0]
     assert lag["runs"] == 1 and lag["draws"] == 2 and len(lag["seeds"]) == 1
     assert lag["max_lag"] >= lag["p90_lag"] >= lag["median_lag"] > 0
-    assert lag["request_seconds"] > 0 and lag["expected_p90_lag"] > lag["expected_median_lag"] > 0.1
+    assert (
+        lag["request_seconds"] > 0
+        and lag["poll_wait_seconds"] == lag["poll_wait_seconds"]
+        and lag["expected_p90_lag"] > lag["expected_median_lag"] > 0.1
+    )
     assert lag["requests_per_interval"] > 0
     imports = results["imports"]
     assert imports["client_imported"] is False and imports["added_ms"] > 0 and imports["warm_ms"] > 0
