@@ -306,3 +306,25 @@ def test_a_renewed_reservation_is_one_window_from_its_first_scale_up(
     assert done == 200
     check_busy(capacity, done)  # both runs' work, each once
     assert stats.incr.call_count == 1 and sim.cluster.target(DEPLOYMENT) == 1
+
+
+def test_a_gradual_scale_down_ends_the_window_at_its_first_step(sim: Simulator, stats: mock.MagicMock) -> None:
+    xcoms: dict[tuple[str, str], Any] = {}
+    opening = traced(sim, UpdateDeploymentOperator(task_id="up", deployment_id=DEPLOYMENT, number_of_allocations=3,
+                                                   wait_for_completion=True, poll_interval=0.05, timeout=60),
+                     xcoms)  # fmt: skip
+    down = UpdateDeploymentOperator(task_id="down", deployment_id=DEPLOYMENT, number_of_allocations=1, max_step=1,
+                                    scale_up_task_id="up", poll_interval=0.05, timeout=60)  # fmt: skip
+    closing = traced(sim, down, xcoms)
+    assert opening.error is closing.error is None
+    up, first, last = [e for e in target_changes(sim) if e.at >= opening.started]
+    assert [(e.data["old"], e.data["new"]) for e in (up, first, last)] == [(1, 3), (3, 2), (2, 1)]
+    capacity = closing.result["capacity_usage"]
+    stats.incr.assert_called_once_with("esml.capacity.windows", tags={"deployment_id": DEPLOYMENT})
+    # held from before the scale-up until the first step was sent (the window's figures travel with the steps):
+    # it closes before the request that follows that step's update (the wait for the step's allocations)
+    step = closing.requests.index(closing.updates()[0])
+    after_step = start_of(closing.requests[step + 1])
+    # and the scale-up opened it after its last request before the update (its stats and capacity reads)
+    before_up = opening.requests[opening.requests.index(opening.updates()[0]) - 1].at
+    assert first.at - up.at <= capacity["held_seconds"] <= after_step - before_up
