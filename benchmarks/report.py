@@ -77,23 +77,49 @@ def lag_section(rows: list[dict[str, Any]]) -> str:
             "shared poller" if r["mode"] == "coalesced" else "one poll per trigger",
             str(r["n"]),
             _num(r["interval"], 1),
-            _num(r["requests_per_second"]),
+            _num(r["requests_per_interval"], 1),
+            f"{r['draws']} ({r['runs']})",
             _num(r["median_lag"], 3),
+            _num(r["expected_median_lag"], 3),
             _num(r["p90_lag"], 3),
+            _num(r["expected_p90_lag"], 3),
             _num(r["max_lag"], 3),
-            str(r["runs"]),
+            _num(r["poll_wait_seconds"], 3),
+            _num(r["request_seconds"], 3),
+            ", ".join(str(s) for s in r["seeds"]),
         ]
         for r in rows
     ]
     return (
         "## 2. Readiness lag\n\n"
         "Time from the moment the simulator started a deployment's awaited allocation (audit `route_state` "
-        "started / `route_allocations` event) to the trigger's event. N triggers over 10 deployments that become "
-        "ready at staggered moments 2 to 5 s after the wait began. Median lag = median over runs of each run's "
-        "median; p90 and max over all triggers of all runs. With periodic polling the lag is uniform over one "
-        "interval, so its median is about half the interval plus one request.\n\n"
+        "started event) to its trigger's event. N triggers, one per deployment, so each trigger is one draw. "
+        "Every run draws fresh ready times, each uniform over 2 to 5 s after the wait began (and, with one poll "
+        "per trigger, a fresh poll phase per trigger), from its own seed, listed in the last column; a seed "
+        "replays a run's draws, not the poll timing. Median, p90 and max are over all draws of all runs. "
+        "With periodic polling the wait from readiness to the next poll is uniform over one interval, so the "
+        "expected median lag is interval/2 + request and the expected p90 0.9 interval + request. Each lag is "
+        "split at the server's receipt of the stats request that saw the deployment started (audit time minus "
+        "its duration): poll wait is the median time from readiness to that receipt (expected interval/2), "
+        "request the median time from it to the trigger's event. Stats requests per interval are counted over "
+        "the whole poll intervals of each run's wait (a wait shorter than one interval counts as one), median "
+        "over runs.\n\n"
         + _table(
-            ["waiting with", "N", "interval s", "stats requests / s", "median lag s", "p90 lag s", "max lag s", "runs"],
+            [
+                "waiting with",
+                "N",
+                "interval s",
+                "stats requests / interval",
+                "draws (runs)",
+                "median lag s",
+                "expected median s",
+                "p90 lag s",
+                "expected p90 s",
+                "max lag s",
+                "poll wait s",
+                "request s",
+                "seeds",
+            ],
             body,
         )
         + "\n"

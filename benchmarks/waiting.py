@@ -24,12 +24,14 @@ def cluster(deployments: int = DEPLOYMENTS) -> Iterator[tuple[Simulator, list[st
     that takes the model's load time to start.
     """
     models = [f"model-{i}" for i in range(deployments)]
-    with Simulator(ml_nodes={"ml-1": deployments}, models=models, load_seconds=0.05, seed=7) as sim:
+    memory = max(16, 8 * deployments) * 2**30  # ML memory for every model on each node (the simulator checks it)
+    with Simulator(ml_nodes={}, models=models, load_seconds=0.05, seed=7) as sim:
+        sim.add_ml_node("ml-1", deployments, memory_bytes=memory)
         ids = []
         for model in models:
             sim.cluster.start_deployment(model, deployment_id=f"{model}-dep", number_of_allocations=1, wait=True)
             ids.append(f"{model}-dep")
-        sim.add_ml_node("ml-2", 4 * deployments)
+        sim.add_ml_node("ml-2", 4 * deployments, memory_bytes=memory)
         yield sim, ids
 
 
@@ -119,25 +121,89 @@ def ready_times(sim: Simulator, ids: list[str], since: float) -> dict[str, float
     return ready
 
 
+def fresh_seed() -> int:
+    """A seed no earlier run used: every run draws new ready times (and new per-trigger poll phases)."""
+    return random.SystemRandom().randrange(2**32)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, linear between the two nearest ranks; NaN when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = q * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def requests_per_interval(sim: Simulator, started: float, ended: float, interval: float) -> float:
+    """Stats requests per poll interval, counted over the whole intervals from ``started``.
+
+    Counting whole intervals, not requests per second of the window, keeps the poll that ends the window (the
+    one that saw the last deployment ready) from inflating the rate of a window a few intervals long. A wait
+    shorter than one interval lies within one interval: its requests are that interval's.
+    """
+    whole = max(1, int((ended - started) // interval))
+    until = started + whole * interval if ended - started >= interval else ended
+    return stats_requests(sim, started, until) / whole
+
+
+def detecting_request_start(sim: Simulator, deployment_id: str, before: float) -> float | None:
+    """When the server received the last stats request naming ``deployment_id`` (or ``_all``) that it answered
+    before ``before``: the request whose answer told the trigger its deployment was ready."""
+    latest = None
+    for event in sim.audit.events("request", endpoint="stats"):
+        if event.at > before:
+            break
+        ids = event.data["path"].split("/_ml/trained_models/", 1)[-1].split("/", 1)[0].split(",")
+        if deployment_id in ids or "_all" in ids:
+            latest = event.at - float(event.data.get("duration") or 0.0)
+    return latest
+
+
 def readiness_lag(
-    mode: str, n: int, interval: float, runs: int, timeout: float, seed: int = 1, lead: float = 2.0
+    mode: str,
+    n: int,
+    interval: float,
+    runs: int,
+    timeout: float,
+    seed: int | None = None,
+    lead: float = 2.0,
+    spread: float = 3.0,
 ) -> dict[str, Any]:
-    """Lag from each deployment's readiness to each trigger's event, over ``runs`` fresh clusters."""
+    """Lag from each deployment's readiness to its trigger's event, over ``runs`` fresh clusters.
+
+    Each run has ``n`` deployments with one trigger each, so that every trigger is one independent draw: its
+    deployment becomes ready at ``lead`` plus a uniform draw over ``spread`` seconds after the update (with the
+    per-trigger poller, the trigger's poll phase is drawn too). Each run takes a fresh seed (``seed + run`` when
+    ``seed`` is given, to replay a row); the seeds are in the result. The simulator's own seed only names its
+    nodes and drives injected faults (none here), so it does not repeat the draws.
+
+    With periodic polling the wait from readiness to the next poll is uniform over one interval, so the
+    expected median lag is half the interval plus the time from the poll to the trigger's event ("request"),
+    and the expected p90 is 0.9 interval plus it. "request" is measured per draw: from the server receiving the
+    stats request that saw the deployment started (audit time minus its duration) to the trigger's event.
+    """
     lags: list[float] = []
-    medians: list[float] = []
-    requests: list[float] = []
-    rng = random.Random(seed)
+    request_seconds: list[float] = []
+    poll_waits: list[float] = []
+    per_interval: list[float] = []
+    seeds: list[int] = []
     for run in range(runs):
-        with cluster() as (sim, ids):
+        run_seed = fresh_seed() if seed is None else seed + run
+        seeds.append(run_seed)
+        print(f"readiness lag: {mode}, N={n}, interval {interval} s, run {run + 1}/{runs}, seed {run_seed}")
+        rng = random.Random(run_seed)
+        with cluster(n) as (sim, ids):
             env = {CONN_ENV: sim.connection_uri()}
             config = {"mode": mode, "n": n, "deployments": ids, "interval": interval, "min_allocations": 2}
-            config.update(timeout=timeout, phase=True, seed=seed + run)
+            config.update(timeout=timeout, phase=True, seed=run_seed)
             child = Child.spawn(config, env)
             try:
                 child.wait_ready()
-                # each deployment becomes ready at its own moment, 2 to 5 s after the triggers start waiting
-                for i, model in enumerate(ids):
-                    sim.set_load_seconds(lead + 0.3 * i + rng.uniform(0, 0.3), model_id=model.removesuffix("-dep"))
+                for model in ids:
+                    sim.set_load_seconds(lead + rng.uniform(0, spread), model_id=model.removesuffix("-dep"))
                 updated = time.time()
                 for deployment_id in ids:
                     sim.cluster.update_deployment(deployment_id, number_of_allocations=2)
@@ -146,20 +212,30 @@ def readiness_lag(
             finally:
                 child.kill()
             ready = ready_times(sim, ids, updated)
-            run_lags = [e["at"] - ready[e["deployment_id"]] for e in result["events"] if e["status"] == "success"]
-            if len(run_lags) != n:
-                raise RuntimeError(f"{mode}: {len(run_lags)} of {n} triggers succeeded")
-            lags.extend(run_lags)
-            medians.append(median(run_lags))
-            elapsed = result["ended"] - result["started"]
-            requests.append(stats_requests(sim, result["started"], result["ended"]) / elapsed)
+            events = [e for e in result["events"] if e["status"] == "success"]
+            if len(events) != n or len({e["deployment_id"] for e in events}) != n:
+                raise RuntimeError(f"{mode}: {len(events)} of {n} triggers succeeded")
+            for event in events:
+                lags.append(event["at"] - ready[event["deployment_id"]])
+                request_start = detecting_request_start(sim, event["deployment_id"], event["at"])
+                if request_start is not None:
+                    request_seconds.append(event["at"] - request_start)
+                    poll_waits.append(request_start - ready[event["deployment_id"]])
+            per_interval.append(requests_per_interval(sim, result["started"], result["ended"], interval))
+    request = median(request_seconds)
     return {
         "mode": mode,
         "n": n,
         "interval": interval,
         "runs": runs,
-        "median_lag": median(medians),
-        "p90_lag": sorted(lags)[int(0.9 * (len(lags) - 1))],
+        "seeds": seeds,
+        "draws": len(lags),
+        "median_lag": median(lags),
+        "p90_lag": percentile(lags, 0.9),
         "max_lag": max(lags),
-        "requests_per_second": median(requests),
+        "request_seconds": request,
+        "poll_wait_seconds": median(poll_waits),
+        "expected_median_lag": interval / 2 + request,
+        "expected_p90_lag": 0.9 * interval + request,
+        "requests_per_interval": median(per_interval),
     }

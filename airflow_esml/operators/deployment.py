@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -93,9 +93,10 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         does not apply to such an update (the lease store makes it in one call, under the leases' lock).
     :param leases_index: the Elasticsearch index of the lease documents.
     :param scale_up_task_id: on a scale-down, the id of the ``UpdateDeploymentOperator`` of this run that scaled
-        up: its window of capacity above the baseline ends here, and the XCom result's ``capacity_usage`` (also one
-        log line and Airflow's ``Stats``) says what it cost and how busy it was (docs/accounting.md). A
-        scale-up always records the opening of its window (XCom ``accounting``).
+        up: its window of capacity above the baseline ends here, once the scale-down is sent (a try whose
+        scale-down fails reports nothing, so a retry reports the window once), and the XCom result's
+        ``capacity_usage`` (also one log line and Airflow's ``Stats``) says what it cost and how busy it was
+        (docs/accounting.md). A scale-up always records the opening of its window (XCom ``accounting``).
     """
 
     template_fields: Sequence[str] = (
@@ -131,6 +132,7 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         super().__init__(**kwargs)
         self.scale_up_task_id = scale_up_task_id
         self._capacity: dict[str, Any] = {}
+        self._window_end: tuple[Mapping[str, Any], dict[str, accounting.NodeWork] | None] | None = None
         self.honour_leases = honour_leases
         self.leases_index = leases_index
         self.max_step = max_step
@@ -150,10 +152,21 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         record = window.pull_record(context, self.scale_up_task_id)  # the scale-up's window ends here
-        if record:
-            end = window.end_snapshot(self.hook, self.deployment_id)
+        if record:  # its work is read before the capacity goes: a node that leaves takes its counts with it
+            self._window_end = (record, window.end_snapshot(self.hook, self.deployment_id))
+        return {**self._update(context), **self._close_window()}
+
+    def _close_window(self) -> dict[str, Any]:
+        """Close the scale-up's window, once the scale-down has been sent (the XCom ``capacity_usage``).
+
+        Only then: a try whose scale-down failed still holds the capacity, so it reports nothing, and its retry
+        reports the window once, held until its own scale-down.
+        """
+        if self._window_end is not None:
+            record, end = self._window_end
+            self._window_end = None
             self._capacity = {window.USAGE_KEY: window.close_window(record, end, task_log=self.log)}
-        return {**self._update(context), **self._capacity}
+        return self._capacity
 
     def _update(self, context: Context) -> dict[str, Any]:
         check_id("deployment_id", self.deployment_id)
@@ -255,6 +268,7 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
                         self.deployment_id, step, goal=goal, target_now=step.start, started=None, reason=str(exc)
                     )
                 ) from exc
+            result.update(self._close_window())  # a scale-down's first step ends the window; travels on deferral
             if step.last and not self.wait_for_completion:
                 result["steps"].append({**step.to_dict(), "started_allocations": None})
                 return result
@@ -318,7 +332,7 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
 
     def _wait(self, result: dict[str, Any]) -> dict[str, Any]:
         """Wait for the new allocations (or defer); the result then also has the final status and metrics."""
-        result = {**result, **self._capacity}
+        result = {**result, **self._close_window()}
         needed = result["number_of_allocations"] or result.get("raised_min")
         status = self.wait_for_allocations(needed, kwargs={"result": result})
         return self._with_metrics({**result, "deployment": status})

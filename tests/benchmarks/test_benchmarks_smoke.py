@@ -25,7 +25,14 @@ def test_every_benchmark_path_runs_and_renders(tmp_path: Path) -> None:
     assert load[("coalesced", 2)]["runs"] == 1 and load[("coalesced", 2)]["requests_per_interval"] >= 0
     assert load[("per_trigger", 2)]["runs"] == 0 and "capped" in load[("per_trigger", 2)]["note"]
     lag = results["lag"][0]
-    assert lag["runs"] == 1 and lag["max_lag"] >= lag["median_lag"] > 0
+    assert lag["runs"] == 1 and lag["draws"] == 2 and len(lag["seeds"]) == 1
+    assert lag["max_lag"] >= lag["p90_lag"] >= lag["median_lag"] > 0
+    assert (
+        lag["request_seconds"] > 0
+        and lag["poll_wait_seconds"] == lag["poll_wait_seconds"]
+        and lag["expected_p90_lag"] > lag["expected_median_lag"] > 0.1
+    )
+    assert lag["requests_per_interval"] > 0
     imports = results["imports"]
     assert imports["client_imported"] is False and imports["added_ms"] > 0 and imports["warm_ms"] > 0
     assert imports["before"] is None or imports["before"]["added_ms"] > 0 < imports["before"]["warm_ms"]
@@ -38,4 +45,4 @@ def test_every_benchmark_path_runs_and_renders(tmp_path: Path) -> None:
     assert "written (warm)" in text
     for heading in ("# Benchmarks", "## 1. Cluster load", "## 2. Readiness lag", "## 3. DAG parse", "## 4. Batch"):
         assert heading in text
-    assert "| shared poller | 2 |" in text and "tiny_dag.py" in text
+    assert "| shared poller | 2 |" in text and str(lag["seeds"][0]) in text and "tiny_dag.py" in text
