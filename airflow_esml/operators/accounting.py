@@ -13,10 +13,9 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_esml.core import accounting
-from airflow_esml.core.accounting import CapacityUsage, WindowStart
-
 if TYPE_CHECKING:
+    from airflow_esml.core import accounting
+    from airflow_esml.core.accounting import CapacityUsage
     from airflow_esml.hooks.ml import ElasticsearchMLHook
     from airflow_esml.leases.store import LeaseStore
 
@@ -34,6 +33,8 @@ def open_window(
 ) -> dict[str, Any] | None:
     """The opening record of a window (for the XCom result), or None when nothing is held above ``baseline``
     or the deployment's stats cannot be read."""
+    from airflow_esml.core import accounting
+
     if baseline is None or allocations is None or allocations <= baseline:
         return None
     try:
@@ -47,6 +48,8 @@ def open_window(
 
 def end_snapshot(hook: ElasticsearchMLHook, deployment_id: str) -> dict[str, accounting.NodeWork] | None:
     """The deployment's work now, read before the capacity goes (a node that leaves takes its counts with it)."""
+    from airflow_esml.core import accounting
+
     try:
         return accounting.snapshot(hook.get_deployment(deployment_id))
     except Exception as exc:
@@ -63,10 +66,12 @@ def close_window(
 ) -> dict[str, Any] | None:
     """Close the window of ``record`` now: log one line, emit the figures through ``Stats``, return them for
     the XCom result (None when the window was not recorded)."""
+    from airflow_esml.core import accounting
+
     if not record or end is None:
         return None
     try:
-        usage = accounting.close_window(WindowStart.from_dict(record), end, time.time(), ready_at=ready_at)
+        usage = accounting.close_window(accounting.WindowStart.from_dict(record), end, time.time(), ready_at=ready_at)
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("capacity accounting skipped: the window's record is not readable (%s)", exc)
         return None
@@ -78,6 +83,8 @@ def close_window(
 def emit(usage: CapacityUsage) -> None:
     """Send ``usage`` to Airflow's ``Stats`` (StatsD or OpenTelemetry, as configured), tagged by deployment."""
     from airflow.providers.common.compat.sdk import Stats
+
+    from airflow_esml.core import accounting
 
     tags = {"deployment_id": usage.deployment_id}
     try:
@@ -124,6 +131,8 @@ def lease_opening(hook: ElasticsearchMLHook, store: LeaseStore, deployment_id: s
 
     The baseline and the allocations are filled in when the window closes (the release knows them).
     """
+    from airflow_esml.core import accounting
+
     try:
         doc = store.read(deployment_id)
         lease = doc.lease(lease_id) if doc else None
