@@ -14,13 +14,15 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import time, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from airflow_esml.core.settings import Settings
-from airflow_esml.core.status import AdaptiveAllocations
-from airflow_esml.core.window import ALL_WEEKDAYS, WindowSpec
 from airflow_esml.exceptions import InvalidParameterError
+
+if TYPE_CHECKING:
+    from airflow_esml.core.settings import Settings
+    from airflow_esml.core.status import AdaptiveAllocations
+    from airflow_esml.core.window import WindowSpec
 
 #: the Airflow connection used when a task names none
 DEFAULT_CONN_ID = "elasticsearch_default"
@@ -107,7 +109,7 @@ def check_id(name: str, value: Any) -> str:
 
 #: Airflow's config option that tells apart installations sharing one cluster's leases (``[esml] installation_id``)
 INSTALLATION_OPTION = ("esml", "installation_id")
-_INSTALLATION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_INSTALLATION_ID = r"[A-Za-z0-9._-]{1,64}"  # compiled at first use (re caches it), not on import
 
 
 def parse_installation_id(value: Any) -> str:
@@ -115,7 +117,7 @@ def parse_installation_id(value: Any) -> str:
     into lease ids, whose ``/`` separate the DAG, the run and the lease name)."""
     if is_unset(value) or (isinstance(value, str) and not value.strip()):
         return ""
-    if not isinstance(value, str) or not _INSTALLATION_ID.fullmatch(value.strip()):
+    if not isinstance(value, str) or not re.fullmatch(_INSTALLATION_ID, value.strip()):
         raise InvalidParameterError(
             f"[esml] installation_id must be 1 to 64 letters, digits, '.', '_' or '-', got {shown(value)}"
         )
@@ -301,6 +303,8 @@ def parse_index_batch(
 
 def parse_adaptive(value: Any, name: str = "adaptive_allocations") -> AdaptiveAllocations:
     """Adaptive-allocations settings from a dict (or its rendered-template string form)."""
+    from airflow_esml.core.status import AdaptiveAllocations  # a dataclass: built when first parsed
+
     if isinstance(value, str):
         value = _parse_mapping_text(name, value)
     if isinstance(value, AdaptiveAllocations):
@@ -369,6 +373,8 @@ def parse_settings(number_of_allocations: Any, adaptive_allocations: Any) -> Set
             f"number_of_allocations={shown(number_of_allocations)} and "
             f"adaptive_allocations={shown(adaptive_allocations)}"
         )
+    from airflow_esml.core.settings import Settings  # a dataclass: built when first parsed
+
     if number_given:
         return Settings(number_of_allocations=positive_int("number_of_allocations", number_of_allocations))
     return Settings(adaptive_allocations=parse_adaptive(adaptive_allocations))
@@ -428,6 +434,8 @@ def parse_weekdays(value: Any) -> frozenset[int]:
     else:
         raise InvalidParameterError(f"weekdays must be a cron day-of-week field such as '1-5', got {shown(value)}")
     if text.strip() == "*":
+        from airflow_esml.core.window import ALL_WEEKDAYS
+
         return ALL_WEEKDAYS
     days: set[int] = set()
     for part in text.split(","):
@@ -450,4 +458,6 @@ def parse_window_spec(start: Any, end: Any, timezone: Any, lead_minutes: Any = 0
     lead = positive_int("lead_minutes", lead_minutes, minimum=0)
     if lead > MAX_LEAD_MINUTES:
         raise InvalidParameterError(f"lead_minutes must be less than a day ({MAX_LEAD_MINUTES + 1}), got {lead}")
+    from airflow_esml.core.window import WindowSpec  # a dataclass: built when first parsed
+
     return WindowSpec(opens, closes, parse_timezone(timezone), timedelta(minutes=lead), parse_weekdays(weekdays))

@@ -13,12 +13,9 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_esml.core import accounting
-from airflow_esml.core.accounting import CapacityUsage, WindowStart
-from airflow_esml.core.settings import Settings
-from airflow_esml.leases.model import held_floor
-
 if TYPE_CHECKING:
+    from airflow_esml.core import accounting
+    from airflow_esml.core.accounting import CapacityUsage
     from airflow_esml.hooks.ml import ElasticsearchMLHook
     from airflow_esml.leases.store import LeaseStore
 
@@ -36,6 +33,8 @@ def open_window(
 ) -> dict[str, Any] | None:
     """The opening record of a window (for the XCom result), or None when nothing is held above ``baseline``
     or the deployment's stats cannot be read."""
+    from airflow_esml.core import accounting
+
     if baseline is None or allocations is None or allocations <= baseline:
         return None
     try:
@@ -49,6 +48,8 @@ def open_window(
 
 def end_snapshot(hook: ElasticsearchMLHook, deployment_id: str) -> dict[str, accounting.NodeWork] | None:
     """The deployment's work now, read before the capacity goes (a node that leaves takes its counts with it)."""
+    from airflow_esml.core import accounting
+
     try:
         return accounting.snapshot(hook.get_deployment(deployment_id))
     except Exception as exc:
@@ -70,11 +71,14 @@ def close_window(
 
     :param share: a lease's ``(share, span)``: see :func:`airflow_esml.core.accounting.close_window`.
     """
+    from airflow_esml.core import accounting
+
     if not record or end is None:
         return None
     ended = time.time() if ended_at is None else ended_at
     try:
-        usage = accounting.close_window(WindowStart.from_dict(record), end, ended, ready_at=ready_at, share=share)
+        start = accounting.WindowStart.from_dict(record)
+        usage = accounting.close_window(start, end, ended, ready_at=ready_at, share=share)
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("capacity accounting skipped: the window's record is not readable (%s)", exc)
         return None
@@ -86,6 +90,8 @@ def close_window(
 def emit(usage: CapacityUsage) -> None:
     """Send ``usage`` to Airflow's ``Stats`` (StatsD or OpenTelemetry, as configured), tagged by deployment."""
     from airflow.providers.common.compat.sdk import Stats
+
+    from airflow_esml.core import accounting
 
     tags = {"deployment_id": usage.deployment_id}
     try:
@@ -132,6 +138,8 @@ def lease_opening(hook: ElasticsearchMLHook, store: LeaseStore, deployment_id: s
 
     The baseline and the allocations are filled in when the window closes (the release knows them).
     """
+    from airflow_esml.core import accounting
+
     try:
         doc = store.read(deployment_id, lease_id)
         lease = doc.lease(lease_id) if doc else None
@@ -180,6 +188,9 @@ def close_lease_window(
     share the allocations they held together; docs/accounting.md). A lease from a document written before the
     shares were kept is counted as if it held its allocations alone.
     """
+    from airflow_esml.core.settings import Settings
+    from airflow_esml.leases.model import held_floor
+
     if ending is None:
         return None
     record, allocations, end = ending

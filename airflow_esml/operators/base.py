@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import conf
 
 from airflow_esml.core.params import INSTALLATION_OPTION, parse_installation_id
-from airflow_esml.core.target import Target
 from airflow_esml.links import TrainedModelsLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_esml.core.target import Target
     from airflow_esml.hooks.ml import ElasticsearchMLHook
 
 

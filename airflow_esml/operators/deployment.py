@@ -9,9 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
-from airflow_esml.core import accounting, capacity
-from airflow_esml.core.capacity import CapacityReport, CapacityUnchecked
-from airflow_esml.core.metrics import metrics_of
 from airflow_esml.core.params import (
     DEFAULT_ADAPTIVE_POLICY,
     DEFAULT_CONN_ID,
@@ -25,14 +22,7 @@ from airflow_esml.core.params import (
     parse_settings,
     seconds,
 )
-from airflow_esml.core.plan import UpdatePlan, plan_update
-from airflow_esml.core.readiness import Verdict, WaitWindow
-from airflow_esml.core.settings import Settings
-from airflow_esml.core.status import DeploymentStatus
-from airflow_esml.core.steps import Step, plan_steps, stopped_message
-from airflow_esml.core.target import Target
 from airflow_esml.exceptions import AllocationsTimeoutError, DeploymentFailedError, EsmlError
-from airflow_esml.leases.model import goal_settings, held_by_leases
 from airflow_esml.links import TrainedModelsLink
 from airflow_esml.operators import accounting as window
 from airflow_esml.operators.waiting import AllocationsWaitMixin
@@ -40,6 +30,13 @@ from airflow_esml.operators.waiting import AllocationsWaitMixin
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_esml.core import accounting
+    from airflow_esml.core.capacity import CapacityReport, CapacityUnchecked
+    from airflow_esml.core.plan import UpdatePlan
+    from airflow_esml.core.readiness import Verdict, WaitWindow
+    from airflow_esml.core.settings import Settings
+    from airflow_esml.core.steps import Step
+    from airflow_esml.core.target import Target
     from airflow_esml.leases.store import LeaseStore
 
 
@@ -169,6 +166,8 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         return self._capacity
 
     def _update(self, context: Context) -> dict[str, Any]:
+        from airflow_esml.core.readiness import WaitWindow
+
         check_id("deployment_id", self.deployment_id)
         desired = parse_settings(self.number_of_allocations, self.adaptive_allocations)
         max_step, policy = parse_max_step(self.max_step), parse_capacity_policy(self.capacity_policy)
@@ -190,6 +189,9 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         The result has a ``capacity`` entry when the request was cut to what fits, or when the capacity could
         not be checked (``{"checked": False, "reason": ...}``: a monitoring API was refused; the update goes on).
         """
+        from airflow_esml.core import capacity
+        from airflow_esml.core.plan import plan_update
+
         serverless = self.hook.is_serverless()
         current = self.hook.get_deployment(self.deployment_id)
         plan = plan_update(current, desired, self.adaptive_policy, serverless=serverless)
@@ -223,6 +225,8 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
 
         None, with nothing done, when no lease document exists (the update is then made directly).
         """
+        from airflow_esml.leases.model import goal_settings, held_by_leases
+
         doc = self.lease_store.read(self.deployment_id)
         if doc is None:
             return None
@@ -254,6 +258,8 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         self, first_body: dict[str, Any] | None, steps: list[Step], result: dict[str, Any], window: WaitWindow
     ) -> dict[str, Any]:
         """Issue ``steps`` in order, waiting for each one's allocations (deferring between steps if deferrable)."""
+        from airflow_esml.core.steps import stopped_message
+
         if not steps:  # resumed after the last step
             return result
         goal = steps[-1].end
@@ -283,6 +289,8 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
 
     def _finish_step(self, verdict: Verdict, step: Step, goal: int, result: dict[str, Any]) -> None:
         """Record a step whose wait ended; raise, saying where it stopped, if it did not succeed."""
+        from airflow_esml.core.steps import stopped_message
+
         started = verdict.status.started_allocations if verdict.status else None
         if verdict.outcome != "success":
             error = AllocationsTimeoutError if verdict.outcome == "timeout" else DeploymentFailedError
@@ -305,6 +313,9 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         window: list[float] | None = None,
     ) -> dict[str, Any]:
         """Resume a gradual change after a step's trigger event: record that step, then issue the next ones."""
+        from airflow_esml.core.readiness import WaitWindow
+        from airflow_esml.core.steps import Step
+
         assert result is not None and steps and window
         plan = [Step.from_dict(s) for s in steps]
         self._finish_step(self.resume_verdict(event), plan[0], plan[-1].end, result)
@@ -312,6 +323,9 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
 
     def _with_metrics(self, result: dict[str, Any]) -> dict[str, Any]:
         """``result`` with the deployment's performance figures (from the last status seen), also logged."""
+        from airflow_esml.core.metrics import metrics_of
+        from airflow_esml.core.status import DeploymentStatus
+
         status = result.get("deployment")
         if result.get("accounting") and status:  # the scale-up's allocations were seen started now
             result["accounting"]["ready_at"] = result["accounting"].get("ready_at") or time.time()
@@ -322,6 +336,8 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
         return {**result, "metrics": metrics.to_dict()}
 
     def _apply(self, plan: UpdatePlan) -> None:
+        from airflow_esml.core.settings import Settings
+
         current = plan.current
         new = plan.new_settings.describe()
         if plan.body is None:
@@ -346,6 +362,8 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
 
 def gradual_steps(plan: UpdatePlan, max_step: int | None) -> list[Step]:
     """The steps of a count change under ``max_step`` (none when there is no count change or no ``max_step``)."""
+    from airflow_esml.core.steps import plan_steps
+
     if max_step is None or plan.body is None or "number_of_allocations" not in plan.body:
         return []
     return plan_steps(plan.current.target_allocations, plan.body["number_of_allocations"], max_step)
@@ -354,6 +372,8 @@ def gradual_steps(plan: UpdatePlan, max_step: int | None) -> list[Step]:
 def update_result(plan: UpdatePlan, target: Target | None = None) -> dict[str, Any]:
     """The operator's XCom result: previous and new settings of the deployment, and (given its ``target``) the API
     that scales it: ``managed_by``, ``inference_id``, ``task_type``."""
+    from airflow_esml.core import accounting
+
     current = plan.current
     raised = plan.new_settings.adaptive_allocations if plan.raised else None
     allocations = plan.new_number_of_allocations if raised is None else raised.min_number_of_allocations

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
-from airflow_esml.core.index_tasks import BatchPlan, TaskProgress, judge_task, parse_task, plan_batches
 from airflow_esml.core.params import (
     DEFAULT_CONN_ID,
     DEFAULT_INDEX_TASK_TIMEOUT,
@@ -29,6 +28,7 @@ from airflow_esml.links import TrainedModelsLink
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_esml.core.index_tasks import BatchPlan, TaskProgress
     from airflow_esml.hooks.tasks import ElasticsearchTasksHook
 
 
@@ -199,6 +199,8 @@ class IndexInferenceOperator(BaseOperator):
         Resumed: a task still running, or one that completed successfully (its result is taken). A task that
         failed, was cancelled or is gone is started again.
         """
+        from airflow_esml.core.index_tasks import judge_task, parse_task
+
         record = self.hook.recall_task(self.tasks_index, key)
         if not record or not record.get("task_id"):
             return None
@@ -217,6 +219,8 @@ class IndexInferenceOperator(BaseOperator):
         return record
 
     def _plan(self, batch: dict[str, Any]) -> BatchPlan:
+        from airflow_esml.core.index_tasks import BatchPlan, plan_batches
+
         status = None
         if not is_unset(self.deployment_id):
             status = self.hook.get_deployment(str(self.deployment_id))
@@ -293,6 +297,8 @@ class IndexInferenceOperator(BaseOperator):
         return self._timed_out(task_id, progress)
 
     def _look(self, task_id: str) -> TaskProgress | None:
+        from airflow_esml.core.index_tasks import parse_task
+
         try:
             return parse_task(task_id, self.hook.get_task(task_id, deadline=time.time() + self.poll_interval * 2))
         except TransientRequestError as exc:
@@ -303,6 +309,8 @@ class IndexInferenceOperator(BaseOperator):
         self, context: Context, event: dict[str, Any] | None = None, result: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after the trigger's event: the task's result, or its failure, timeout or disappearance."""
+        from airflow_esml.core.index_tasks import TaskProgress
+
         event, result = event or {}, dict(result or {})
         task_id = str(event.get("task_id") or result.get("task_id"))
         self._es_task_id = task_id
@@ -318,6 +326,8 @@ class IndexInferenceOperator(BaseOperator):
         raise IndexTaskError(f"task {task_id}: {event.get('message') or event}")
 
     def _finish(self, progress: TaskProgress, result: dict[str, Any]) -> dict[str, Any]:
+        from airflow_esml.core.index_tasks import judge_task
+
         self._es_task_id = None  # nothing left to cancel
         self.log.info("task %s: %s", progress.task_id, progress.describe())
         reason = judge_task(progress, str(result.get("on_document_failure", self.on_document_failure)))

@@ -33,7 +33,6 @@ from airflow_esml.core.params import (
     seconds,
 )
 from airflow_esml.exceptions import EsmlError, LeaseLostError
-from airflow_esml.leases.model import lease_id_for
 from airflow_esml.links import TrainedModelsLink
 from airflow_esml.operators import accounting as window
 from airflow_esml.operators.base import ElasticsearchMLTaskMixin
@@ -114,6 +113,8 @@ class _RunLeaseOperator(_LeaseOperator):
         Every run lease operator asks for it before its first request, so an empty ``deployment_id`` (after
         templating) is refused here, before anything in the cluster changes.
         """
+        from airflow_esml.leases.model import lease_id_for
+
         check_id("deployment_id", self.deployment_id)
         name = self.lease_name or self.deployment_id
         return lease_id_for(self.dag_id, context["run_id"], name, self.installation_id)

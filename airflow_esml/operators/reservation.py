@@ -24,14 +24,15 @@ from airflow_esml.core.params import (
     seconds,
 )
 from airflow_esml.core.params import parse_window_spec as _parse_window_spec
-from airflow_esml.core.window import WindowSpec
-from airflow_esml.leases.reservation import Hold, off_hours_id, plan_off_hours, plan_reserve, reservation_id
 from airflow_esml.operators import accounting as window
 from airflow_esml.operators.lease import _LeaseOperator
 from airflow_esml.operators.waiting import AllocationsWaitMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_esml.core.window import WindowSpec
+    from airflow_esml.leases.reservation import Hold
 
 _WINDOW_FIELDS = ("start", "end", "timezone", "lead_minutes", "weekdays")
 
@@ -187,6 +188,8 @@ class ReserveDeploymentOperator(AllocationsWaitMixin, _ReservationOperator):
         self.timeout = seconds("timeout", timeout)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_esml.leases.reservation import off_hours_id, plan_reserve, reservation_id
+
         allocations = positive_int("number_of_allocations", self.number_of_allocations)
         hold = plan_reserve(self.window_spec(), self.run_time(context), utc_now(), self.grace_delta)
         if isinstance(hold, str):
@@ -235,6 +238,8 @@ class EndReservationOperator(_ReservationOperator):
         self.off_hours_allocations = off_hours_allocations
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_esml.leases.reservation import off_hours_id, plan_off_hours, reservation_id
+
         off_hours = positive_int("off_hours_allocations", self.off_hours_allocations, minimum=0)
         spec, at = self.window_spec(), self.run_time(context)
         window = spec.last_ended(at)

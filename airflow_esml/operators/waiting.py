@@ -14,24 +14,23 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow_esml.core.readiness import WAIT_ERRORS, Verdict, WaitWindow, judge, outcome, verdict_from_event
 from airflow_esml.exceptions import AllocationsTimeoutError
 from airflow_esml.operators.base import ElasticsearchMLTaskMixin
 
 if TYPE_CHECKING:
     from airflow.triggers.base import BaseTrigger
 
+    from airflow_esml.core.readiness import Verdict, WaitWindow
     from airflow_esml.hooks.ml import ElasticsearchMLHook
     from airflow_esml.triggers.deployment import AllocationsStartedTrigger
 
-_NO_STATUS = Verdict("waiting", "no status yet")
 #: the elapsed time in a progress line (``, 41s of 600s``: :meth:`WaitWindow.progress`), new at every poll
-_PROGRESS = re.compile(r", \d+(?:\.\d+)?s of \d+(?:\.\d+)?s")
+_PROGRESS = r", \d+(?:\.\d+)?s of \d+(?:\.\d+)?s"  # compiled at first use (re caches it), not on import
 
 
 def observed(verdict: Verdict) -> tuple[str, str]:
     """What a look saw, without when: its outcome and its line less the elapsed time."""
-    return verdict.outcome, _PROGRESS.sub("", verdict.message)
+    return verdict.outcome, re.sub(_PROGRESS, "", verdict.message)
 
 
 class ProgressLog:
@@ -62,7 +61,7 @@ def check_now(
     deployment_id: str,
     min_allocations: int | None,
     window: WaitWindow,
-    last: Verdict = _NO_STATUS,
+    last: Verdict | None = None,
 ) -> Verdict:
     """One look at the deployment, bounded by the window's end; errors other than
     :data:`~airflow_esml.core.readiness.WAIT_ERRORS` raise.
@@ -72,12 +71,16 @@ def check_now(
     still gets :data:`~airflow_esml.hooks.retry.MIN_ATTEMPT_TIMEOUT`), as a "waiting" verdict that says the
     cluster did not answer.
 
-    :param last: the previous look, whose status a verdict on an error carries on.
+    :param last: the previous look, whose status a verdict on an error carries on (none: no status yet).
     """
+    from airflow_esml.core.readiness import WAIT_ERRORS, Verdict, judge
+
     try:
         result: Any = hook.get_deployment(deployment_id, deadline=window.end_time)
     except WAIT_ERRORS as exc:
         result = exc
+    if last is None:
+        last = Verdict("waiting", "no status yet")
     return judge(deployment_id, result, min_allocations, window, last)
 
 
@@ -197,6 +200,8 @@ class AllocationsWaitMixin(ElasticsearchMLTaskMixin):
 
     def resume_verdict(self, event: dict[str, Any] | None) -> Verdict:
         """The verdict of the trigger's event, logged."""
+        from airflow_esml.core.readiness import verdict_from_event
+
         verdict = verdict_from_event(event)
         self.log.info("%s", verdict.message)
         return verdict
@@ -206,6 +211,8 @@ class AllocationsWaitMixin(ElasticsearchMLTaskMixin):
 
         Returns the final status dict; raises for a failed deployment or a timeout.
         """
+        from airflow_esml.core.readiness import WaitWindow, outcome
+
         verdict = self.wait_or_defer(
             needed, WaitWindow.starting_now(self.timeout), method_name="execute_complete", kwargs=kwargs
         )
@@ -213,4 +220,6 @@ class AllocationsWaitMixin(ElasticsearchMLTaskMixin):
 
     def resumed_status(self, event: dict[str, Any] | None) -> dict[str, Any] | None:
         """The final status dict of a deferred wait, from the trigger's event; raises as the wait would."""
+        from airflow_esml.core.readiness import outcome
+
         return outcome(self.resume_verdict(event), self.timeout_error)

@@ -15,7 +15,6 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_esml.core.metrics import judge_performance
 from airflow_esml.core.params import (
     DEFAULT_CONN_ID,
     DEFAULT_POLL_INTERVAL,
@@ -24,13 +23,14 @@ from airflow_esml.core.params import (
     parse_bound,
     seconds,
 )
-from airflow_esml.core.readiness import WaitWindow
 from airflow_esml.exceptions import DeploymentFailedError
 from airflow_esml.operators.accounting import READY_AT_KEY
 from airflow_esml.operators.waiting import AllocationsWaitMixin, ProgressLog, check_now
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_esml.core.readiness import WaitWindow
 
 
 class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
@@ -96,6 +96,8 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
         return optional_positive_int("min_allocations", self.min_allocations)
 
     def execute(self, context: Context) -> Any:
+        from airflow_esml.core.readiness import WaitWindow
+
         check_id("deployment_id", self.deployment_id)  # validate after templating, before the first request
         self._needed  # noqa: B018
         self._max_pending  # noqa: B018
@@ -126,6 +128,8 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue:
         """One look, bounded by the wait's end; past the end, a look that is not done raises the timeout with
         what it saw (for example that the cluster did not answer)."""
+        from airflow_esml.core.metrics import judge_performance
+
         window = self._window or self._start_window(context)
         verdict = judge_performance(check_now(self.hook, self.deployment_id, self._needed, window), self._max_pending)
         if self._progress is None:
@@ -141,6 +145,8 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
         return PokeReturnValue(done, verdict.status.to_dict() if done and verdict.status else None)
 
     def _start_window(self, context: Context) -> WaitWindow:
+        from airflow_esml.core.readiness import WaitWindow
+
         start = time.time()
         if self.reschedule:  # the wait began at the first reschedule, in an earlier process
             first = context["ti"].get_first_reschedule_date(context)
@@ -164,6 +170,8 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
         """Deferrable wait for ``max_pending_per_allocation``: look once, else sleep ``poke_interval`` in the
         triggerer (a timer) and look again, until the sensor's deadline."""
         from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger  # loads airflow.triggers.base
+
+        from airflow_esml.core.readiness import WaitWindow
 
         self._window = WaitWindow(*window) if window else WaitWindow.starting_now(self.timeout)
         result = self.poke(context)
