@@ -47,7 +47,8 @@ class TI(SimpleNamespace):
         return self.pushed.get(key)
 
 
-def _context(run_id: str) -> dict[str, Any]:
+def _context(run_id: str) -> Any:
+    """A task context with the run id and the task instance (typed Any: not a full ``Context``)."""
     return {"run_id": run_id, "ti": TI(try_number=1, map_index=-1, pushed={})}
 
 
@@ -179,12 +180,12 @@ def hand_wired_run(
                 hook.get_deployment(DEPLOYMENT), baseline=1, allocations=allocations, now=time.time()
             )
             es.ml.update_trained_model_deployment(model_id=DEPLOYMENT, number_of_allocations=allocations)
-            while True:
-                time.sleep(poll_every)
+            while True:  # a sensor: poke at once, then every poll_every seconds
                 stats = es.ml.get_trained_models_stats(model_id=DEPLOYMENT)["trained_model_stats"][0]
                 if stats["deployment_stats"]["allocation_status"]["allocation_count"] >= allocations:
                     ready_at = time.time()
                     break
+                time.sleep(poll_every)
             infer_start = time.time()
             summary = BatchInferenceOperator(
                 task_id="infer",

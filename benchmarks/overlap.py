@@ -64,7 +64,7 @@ def run_once(
                 es.indices.create(index="src")
                 ops = [x for i in range(docs) for x in ({"index": {"_id": str(i)}}, {"text": f"d{i}"})]
                 es.bulk(index="src", refresh=True, operations=ops)
-            context: dict[str, Any] = {"run_id": f"bench_{index}", "ti": TI(try_number=1, map_index=-1, pushed={})}
+            context: Any = {"run_id": f"bench_{index}", "ti": TI(try_number=1, map_index=-1, pushed={})}
 
             def scale_up() -> None:
                 AcquireDeploymentLeaseOperator(task_id="acquire", deployment_id=DEPLOYMENT,
@@ -118,14 +118,14 @@ def overlap(
         for run in range(runs):
             order = ("sequential", "overlapped") if run % 2 == 0 else ("overlapped", "sequential")
             for mode in order:
-                samples[mode].append(
-                    run_once(prep, mode == "overlapped", index, load_seconds=load_seconds, docs=docs,
-                             seconds_per_doc=seconds_per_doc, allocations=allocations)  # fmt: skip
-                )
+                sample = run_once(prep, mode == "overlapped", index, load_seconds=load_seconds, docs=docs,
+                                  seconds_per_doc=seconds_per_doc, allocations=allocations)  # fmt: skip
+                samples[mode].append(sample)
                 index += 1
         ideals = [max(prep, load_seconds) + r["inference"] for r in samples["overlapped"]]
-        ratios = [r["wall"] / ideal for r, ideal in zip(samples["overlapped"], ideals)]
-        row: dict[str, Any] = {"prep": prep, "runs": runs, "ideal": median(ideals), "overlapped_vs_ideal": median(ratios)}
+        ratios = [r["wall"] / ideal for r, ideal in zip(samples["overlapped"], ideals, strict=True)]
+        row: dict[str, Any] = {"prep": prep, "runs": runs, "ideal": median(ideals)}
+        row["overlapped_vs_ideal"] = median(ratios)
         for mode, values in samples.items():
             row[mode] = median([r["wall"] for r in values])
             row[f"{mode}_inference"] = median([r["inference"] for r in values])
