@@ -85,3 +85,22 @@ class HungCluster:
         for conn in self.accepted:
             conn.close()
         self._server.close()
+
+
+class XComTI:
+    """A task instance whose XComs live in a dict shared by the tasks of one test run.
+
+    :param store: ``(task_id, key) -> value``, shared by the tasks of the run.
+    :param task_id: the task this instance runs.
+    """
+
+    try_number = 1
+
+    def __init__(self, store: dict[tuple[str, str], Any], task_id: str) -> None:
+        self.store, self.task_id = store, task_id
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.store[(self.task_id, key)] = value
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
+        return self.store.get((task_ids, key))

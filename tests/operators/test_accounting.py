@@ -4,7 +4,6 @@ their log line, and the figures sent to Airflow's ``Stats``."""
 from __future__ import annotations
 
 from typing import Any
-from unittest import mock
 
 import pytest
 
@@ -13,25 +12,11 @@ from airflow_esml.operators import accounting as window
 from airflow_esml.operators.deployment import UpdateDeploymentOperator
 from airflow_esml.operators.lease import AcquireDeploymentLeaseOperator, ReleaseDeploymentLeaseOperator
 from airflow_esml.sensors.deployment import AllocationsStartedSensor
-
-
-class FakeTI:
-    """A task instance whose XComs live in a dict shared by the tasks of one test run."""
-
-    try_number = 1
-
-    def __init__(self, store: dict[tuple[str, str], Any], task_id: str) -> None:
-        self.store, self.task_id = store, task_id
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.store[(self.task_id, key)] = value
-
-    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
-        return self.store.get((task_ids, key))
+from tests.helpers import XComTI
 
 
 def run(task: Any, xcoms: dict, run_id: str = "manual__1") -> Any:
-    result = task.execute({"run_id": run_id, "ti": FakeTI(xcoms, task.task_id)})
+    result = task.execute({"run_id": run_id, "ti": XComTI(xcoms, task.task_id)})
     xcoms[(task.task_id, "return_value")] = result
     return result
 
@@ -46,15 +31,6 @@ def work_seconds(sim) -> float:
     """The deployment's busy time, from the simulator's own stats."""
     nodes = sim.cluster.deployment_stats("my-e5").get("nodes", [])
     return sum(n.get("inference_count", 0) * n.get("average_inference_time_ms", 0.0) for n in nodes) / 1000
-
-
-@pytest.fixture
-def stats():
-    from airflow.providers.common.compat import sdk
-
-    fake = mock.MagicMock()
-    with mock.patch.object(sdk, "Stats", fake, create=True):
-        yield fake
 
 
 def test_a_scaled_deployment_window_is_reported_at_release(sim, stats, capsys):
@@ -144,12 +120,12 @@ def test_a_reservation_window_is_reported_when_it_ends(sim, stats, monkeypatch):
     sim.cluster.set_infer_seconds_per_doc(0.01)
     monkeypatch.setattr(module, "utc_now", lambda: reserve_at)
     reserve = ReserveDeploymentOperator(task_id="reserve", deployment_id="my-e5", number_of_allocations=3, **window)
-    reserve.execute({"run_id": "a", "logical_date": reserve_at, "ti": FakeTI({}, "r")})
+    reserve.execute({"run_id": "a", "logical_date": reserve_at, "ti": XComTI({}, "r")})
     sim.cluster.wait_for("my-e5")
     infer(100)
     monkeypatch.setattr(module, "utc_now", lambda: end_at)
     ended = EndReservationOperator(task_id="end", deployment_id="my-e5", **window).execute(
-        {"run_id": "b", "logical_date": end_at, "ti": FakeTI({}, "e")}
+        {"run_id": "b", "logical_date": end_at, "ti": XComTI({}, "e")}
     )
     capacity = ended["capacity_usage"]
     assert capacity["allocations"] == 3 and capacity["baseline"] == 1

@@ -11,7 +11,7 @@ the machine. No test sleeps or asserts on how long something took.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from unittest import mock
@@ -26,24 +26,10 @@ from airflow_esml.operators.lease import AcquireDeploymentLeaseOperator, Release
 from airflow_esml.sensors.deployment import AllocationsStartedSensor
 from airflow_esml.testing import Simulator
 from airflow_esml.testing.protocol import AuditEvent
+from tests.helpers import XComTI
 
 SECONDS_PER_DOC = 0.01
 DEPLOYMENT = "my-e5"
-
-
-class FakeTI:
-    """A task instance whose XComs live in a dict shared by the tasks of one test run."""
-
-    try_number = 1
-
-    def __init__(self, store: dict[tuple[str, str], Any], task_id: str) -> None:
-        self.store, self.task_id = store, task_id
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.store[(self.task_id, key)] = value
-
-    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
-        return self.store.get((task_ids, key))
 
 
 @dataclass
@@ -75,7 +61,7 @@ def traced(sim: Simulator, task: Any, xcoms: dict[tuple[str, str], Any]) -> Trac
     started = time.time()
     result, error = None, None
     try:
-        result = task.execute({"run_id": "manual__1", "ti": FakeTI(xcoms, task.task_id)})
+        result = task.execute({"run_id": "manual__1", "ti": XComTI(xcoms, task.task_id)})
         xcoms[(task.task_id, "return_value")] = result
     except Exception as exc:
         error = exc
@@ -129,15 +115,6 @@ class Call:
 
     def execute(self, context: Any) -> None:
         self.work()
-
-
-@pytest.fixture
-def stats() -> Iterator[mock.MagicMock]:
-    from airflow.providers.common.compat import sdk
-
-    fake = mock.MagicMock()
-    with mock.patch.object(sdk, "Stats", fake, create=True):
-        yield fake
 
 
 def check_window(

@@ -5,20 +5,11 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from unittest import mock
 
 import pytest
 
 from airflow_esml.operators.lease import AcquireDeploymentLeaseOperator, ReleaseDeploymentLeaseOperator
 from tests.operators.test_accounting import run
-
-
-@pytest.fixture
-def stats():
-    from airflow.providers.common.compat import sdk
-
-    with mock.patch.object(sdk, "Stats", mock.MagicMock(), create=True) as fake:
-        yield fake
 
 
 def held_above(history: list[tuple[float, int]], baseline: int) -> float:
