@@ -29,7 +29,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from airflow_esml.testing import Simulator
-from benchmarks.common import ROOT, median
+from benchmarks.common import ROOT, median, wait_exactly
 
 CONN_ENV = "AIRFLOW_CONN_ELASTICSEARCH_DEFAULT"
 DEPLOYMENT = "my-e5"  # the example DAG's default
@@ -335,7 +335,7 @@ def in_cluster(
             for run in range(runs):
                 for allocations in sizes:
                     sim.cluster.update_deployment(DEPLOYMENT, number_of_allocations=allocations)
-                    _wait_exactly(hook, allocations)
+                    wait_exactly(hook, DEPLOYMENT, allocations)
                     source = f"src-{allocations}"
                     texts = [f"benchmark document {i}" for i in range(allocations * docs_per_allocation)]
                     order = ("index", "batch") if run % 2 == 0 else ("batch", "index")
@@ -388,12 +388,3 @@ def in_cluster(
             }
         rows.append(row)
     return {"docs_per_allocation": docs_per_allocation, "seconds_per_doc": seconds_per_doc, "rows": rows}
-
-
-def _wait_exactly(hook: Any, allocations: int, timeout: float = 60.0) -> None:
-    """Until exactly ``allocations`` are started (a scale-down is ``fully_allocated`` while still above)."""
-    deadline = time.monotonic() + timeout
-    while hook.get_deployment(DEPLOYMENT).started_allocations != allocations:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{DEPLOYMENT} did not settle at {allocations} allocations")
-        time.sleep(0.05)

@@ -108,3 +108,12 @@ class Child:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def wait_exactly(hook: Any, deployment_id: str, allocations: int, timeout: float = 60.0) -> None:
+    """Until exactly ``allocations`` are started (a scale-down is ``fully_allocated`` while still above)."""
+    deadline = time.monotonic() + timeout
+    while hook.get_deployment(deployment_id).started_allocations != allocations:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{deployment_id} did not settle at {allocations} allocations")
+        time.sleep(0.05)

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from airflow_esml.testing import Simulator
-from benchmarks.common import median
+from benchmarks.common import median, wait_exactly
 
 CONN_ENV = "AIRFLOW_CONN_ELASTICSEARCH_DEFAULT"
 DEPLOYMENT = "bench-e5"
@@ -43,7 +43,7 @@ def batch_inference(
             for _ in range(runs):
                 for allocations in sizes:
                     sim.cluster.update_deployment(DEPLOYMENT, number_of_allocations=allocations)
-                    _wait_exactly(hook, allocations)
+                    wait_exactly(hook, DEPLOYMENT, allocations)
                     result = batch_infer(hook, DEPLOYMENT, _docs(docs))
                     if result.plan.allocations != allocations or len(result.results) != docs:
                         raise RuntimeError(f"batch on {allocations} allocations: {result.summary()}")
@@ -73,15 +73,6 @@ def batch_inference(
     for row in rows:
         row["time_vs_first"] = row["batch_seconds"] / base
     return {"docs": docs, "naive_docs": naive_docs, "seconds_per_doc": seconds_per_doc, "rows": rows}
-
-
-def _wait_exactly(hook: Any, allocations: int, timeout: float = 60.0) -> None:
-    """Until exactly ``allocations`` are started (a scale-down is ``fully_allocated`` while still above)."""
-    deadline = time.monotonic() + timeout
-    while hook.get_deployment(DEPLOYMENT).started_allocations != allocations:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{DEPLOYMENT} did not settle at {allocations} allocations")
-        time.sleep(0.05)
 
 
 def _sequential(hook: Any, docs: list[dict[str, str]], chunk: int) -> float:
