@@ -160,23 +160,10 @@ class LeaseStore(DocumentLock):
         An inference endpoint attached to another deployment (``service_settings.deployment_id``) names that
         deployment, so a lease taken by the inference id and one taken by the deployment id share one document
         and one baseline. A trained-model deployment, and an endpoint that created its own deployment, keep their
-        id (the documents written before this rule are the same). Resolved with the hook's
+        id. Resolved with the hook's
         :meth:`~airflow_esml.hooks.ml.ElasticsearchMLHook.target`, once per hook.
         """
         return self.hook.target(deployment_id).deployment_id
-
-    def _doc_id(self, deployment_id: str, lease_id: str | None = None) -> str:
-        """The lease document to work on for ``deployment_id`` (and ``lease_id``): the physical deployment's,
-        unless the id names an attached endpoint whose document was written under its own id by an earlier
-        version (it holds ``lease_id``, or any lease when no lease id is given): that one is finished first."""
-        key = self.leased_id(deployment_id)
-        if key == deployment_id:
-            return key
-        legacy = self.docs.get(deployment_id)
-        if legacy is not None and (lease_id is None or legacy.doc.lease(lease_id) is not None):
-            log.info("%s: lease document kept under this id by an earlier version; using it", deployment_id)
-            return deployment_id
-        return key
 
     def _shown(self, outcome: LeaseOutcome, deployment_id: str, lease_id: str | None) -> LeaseOutcome:
         """``outcome`` naming the id the caller passed, and the deployment leased."""
@@ -217,7 +204,7 @@ class LeaseStore(DocumentLock):
         checking = parse_capacity_policy(capacity_policy)
         if adaptive == "disable" and self.hook.is_serverless():
             check_serverless_policy(adaptive)
-        requested, deployment_id = deployment_id, self._doc_id(deployment_id, lease_id)
+        requested, deployment_id = deployment_id, self.leased_id(deployment_id)
         if deployment_id != requested:
             log.info("%s: leases of deployment %s are kept under its id", requested, deployment_id)
         refused: list[str] = []
@@ -264,7 +251,7 @@ class LeaseStore(DocumentLock):
         :raises LeaseLostError: the lease was reaped: it expired without renewal while the run went on.
         """
         policy = check_drift_policy(on_drift)
-        requested, deployment_id = deployment_id, self._doc_id(deployment_id, lease_id)
+        requested, deployment_id = deployment_id, self.leased_id(deployment_id)
         seen: list[LeaseDoc] = []
 
         def drop(doc: LeaseDoc) -> LeaseDoc:
@@ -286,7 +273,7 @@ class LeaseStore(DocumentLock):
         Waits (up to ``lock_wait``) while another operation holds the lock, so that it never disturbs one. A
         lease past its expiry but not yet reaped is renewed: nothing was taken from it.
         """
-        shown, deployment_id = deployment_id, self._doc_id(deployment_id, lease_id)
+        shown, deployment_id = deployment_id, self.leased_id(deployment_id)
         deadline = self.clock() + self.lock_wait
         pause = 0.02
         while True:
@@ -310,7 +297,7 @@ class LeaseStore(DocumentLock):
         Under the lock: the deployment gets ``max(baseline, every live lease)`` at once, and ``baseline`` when
         the last lease ends. None, with nothing done, when the deployment has no lease document.
         """
-        key = self._doc_id(deployment_id)
+        key = self.leased_id(deployment_id)
         outcome = self._run(key, lambda doc: doc.with_baseline(baseline), "restore", holder="update")
         return None if outcome.goal is None else self._shown(outcome, deployment_id, None)
 
@@ -326,24 +313,15 @@ class LeaseStore(DocumentLock):
     def reconcile(self, deployment_id: str, *, on_drift: str = "respect") -> LeaseOutcome:
         """Reap expired leases and set the deployment from the live ones (restoring it when none is left)."""
         policy = check_drift_policy(on_drift)
-        outcome = self._run(self._doc_id(deployment_id), lambda doc: doc, policy, holder="reaper")
+        outcome = self._run(self.leased_id(deployment_id), lambda doc: doc, policy, holder="reaper")
         return self._shown(outcome, deployment_id, None)
 
     def deployment_ids(self) -> list[str]:
         return self.docs.deployment_ids()
 
-    def read(self, deployment_id: str, lease_id: str | None = None) -> LeaseDoc | None:
-        """The lease document of the deployment ``deployment_id`` names (see :meth:`leased_id`), or None.
-
-        :param lease_id: the lease the caller looks for: a document written under an attached endpoint's own id
-            by an earlier version is read when it holds that lease.
-        """
-        key = self.leased_id(deployment_id)
-        if lease_id is not None:
-            key = self._doc_id(deployment_id, lease_id)
-        stored = self.docs.get(key)
-        if stored is None and key != deployment_id:
-            stored = self.docs.get(deployment_id)
+    def read(self, deployment_id: str) -> LeaseDoc | None:
+        """The lease document of the deployment ``deployment_id`` names (see :meth:`leased_id`), or None."""
+        stored = self.docs.get(self.leased_id(deployment_id))
         return stored.doc if stored else None
 
     # -- the steps ------------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ def lease_opening(hook: ElasticsearchMLHook, store: LeaseStore, deployment_id: s
     from airflow_esml.core import accounting
 
     try:
-        doc = store.read(deployment_id, lease_id)
+        doc = store.read(deployment_id)
         lease = doc.lease(lease_id) if doc else None
         if lease is not None and lease.owner.get(LEASE_OWNER_KEY):
             return str(lease.owner[LEASE_OWNER_KEY])
@@ -158,7 +158,7 @@ def lease_ending(
 ) -> tuple[dict[str, Any], int, dict[str, accounting.NodeWork]] | None:
     """Before a release: the lease's opening record, its allocations and the deployment's work now."""
     try:
-        doc = store.read(deployment_id, lease_id)
+        doc = store.read(deployment_id)
     except Exception as exc:
         log.warning("%s: no capacity accounting for this lease (%s)", deployment_id, exc)
         return None

@@ -3,9 +3,7 @@ id share one lease document, so one run's release never cuts capacity under anot
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 
@@ -86,23 +84,3 @@ def test_a_trained_model_deployment_keeps_its_lease_document_id(sim: Simulator, 
     assert outcome.to_dict()["leased_deployment_id"] == "my-e5"
     assert sim.documents.get(DEFAULT_LEASES_INDEX, "my-e5")["deployment_id"] == "my-e5"
     store.release("my-e5", "dag/run/lease")
-
-
-def test_a_lease_document_written_under_an_inference_id_by_an_earlier_version_is_still_released(
-    sim: Simulator, stores: list[LeaseStore]
-) -> None:
-    from airflow_esml.core.settings import Settings
-    from airflow_esml.leases.model import Lease, LeaseDoc
-
-    inference_id, deployment_id = attach(sim, "trained_model")
-    store = new_store()
-    stores.append(store)
-    now = time.time()
-    legacy = LeaseDoc.new(inference_id, Settings(1)).with_lease(Lease("old/run/lease", 3, now, now + 60))
-    assert store.docs.create(replace(legacy, applied=Settings(3))) is not None
-    sim.cluster.update_deployment(deployment_id, number_of_allocations=3)
-    assert store.read(inference_id, "old/run/lease") is not None
-    released = store.release(inference_id, "old/run/lease")
-    assert released.restored is True and released.released is not None
-    assert sim.cluster.target(deployment_id) == 1
-    assert sim.documents.get(DEFAULT_LEASES_INDEX, inference_id) is None
