@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -99,15 +100,20 @@ class Child:
         except subprocess.TimeoutExpired:
             self.kill()
             raise
-        if self.proc.returncode != 0 or not self.result_path.exists():
-            raise RuntimeError(f"waiting child failed (exit code {self.proc.returncode})")
-        result: dict[str, Any] = json.loads(self.result_path.read_text())
+        try:
+            if self.proc.returncode != 0 or not self.result_path.exists():
+                raise RuntimeError(f"waiting child failed (exit code {self.proc.returncode})")
+            result: dict[str, Any] = json.loads(self.result_path.read_text())
+        finally:
+            shutil.rmtree(self.result_path.parent, ignore_errors=True)
         return result
 
     def kill(self) -> None:
+        """Stop the child (if still running) and remove its temporary folder."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        shutil.rmtree(self.result_path.parent, ignore_errors=True)
 
 
 def wait_exactly(hook: Any, deployment_id: str, allocations: int, timeout: float = 60.0) -> None:
