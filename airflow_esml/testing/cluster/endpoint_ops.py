@@ -56,6 +56,12 @@ class SettingsUpdate:
     exclusive: bool = False  # newest rule: setting one of the two clears the other
 
 
+#: Elasticsearch's texts for a task type in the path that is not the endpoint's, by API
+GET_MISMATCH = "Requested task type [{requested}] does not match the inference endpoint's task type [{actual}]"
+UPDATE_MISMATCH = "Task type must match the task type of the existing endpoint"
+INFER_MISMATCH = "Incompatible task_type, the requested type [{requested}] does not match the model type [{actual}]"
+
+
 def _bad(reason: str, type_: str = "status_exception") -> EsError:
     return EsError(400, type_, reason)
 
@@ -181,16 +187,16 @@ class EndpointService:
             rendered = [self.render(e) for e in sorted(found, key=lambda e: e.inference_id)]
         return {"endpoints" if cluster.version.at_least("8.14") else "models": rendered}
 
-    def lookup(self, inference_id: str, task_type: str | None) -> Endpoint:
-        """The endpoint, or 404; a task type that differs from the endpoint's is a 400."""
+    def lookup(self, inference_id: str, task_type: str | None, mismatch: str = GET_MISMATCH) -> Endpoint:
+        """The endpoint, or 404; a task type that differs from the endpoint's is a 400.
+
+        :param mismatch: the API's text for that 400, formatted with ``requested`` and ``actual``.
+        """
         endpoint = self.cluster.inference_endpoints.get(inference_id)
         if endpoint is None:
             raise not_found(inference_id)
         if task_type is not None and task_type != endpoint.task_type:
-            raise _bad(
-                f"Requested task type [{task_type}] does not match the inference endpoint's task type "
-                f"[{endpoint.task_type}]"
-            )
+            raise _bad(mismatch.format(requested=task_type, actual=endpoint.task_type))
         return endpoint
 
     def render(self, endpoint: Endpoint) -> dict[str, Any]:
@@ -229,11 +235,7 @@ class EndpointService:
         cluster = self.cluster
         with cluster.lock:
             cluster._advance()
-            endpoint = cluster.inference_endpoints.get(inference_id)
-            if endpoint is None:
-                raise not_found(inference_id)
-            if task_type is not None and task_type != endpoint.task_type:
-                raise _bad("Task type must match the task type of the existing endpoint")
+            endpoint = self.lookup(inference_id, task_type, UPDATE_MISMATCH)
             if ownership_409s(cluster.version) and endpoint.deployment_id is not None:
                 owner = created_by(cluster.inference_endpoints.values(), endpoint.deployment_id)
                 if owner is None:
@@ -307,14 +309,7 @@ class EndpointService:
         cluster = self.cluster
         with cluster.lock:
             cluster._advance()
-            endpoint = cluster.inference_endpoints.get(inference_id)
-            if endpoint is None:
-                raise not_found(inference_id)
-            if task_type is not None and task_type != endpoint.task_type:
-                raise _bad(
-                    f"Incompatible task_type, the requested type [{task_type}] does not match the model type "
-                    f"[{endpoint.task_type}]"
-                )
+            endpoint = self.lookup(inference_id, task_type, INFER_MISMATCH)
             if endpoint.task_type == "rerank" and query is None:
                 raise _bad("Field [query] cannot be null for task type [rerank]", "action_request_validation_exception")
             lazy = endpoint.default and endpoint.ml_deployment_id not in cluster.deployments
