@@ -71,14 +71,27 @@ def start_simulator(processes: ProcessSet, workdir: Path, args: Sequence[str], t
     api_key = secrets.token_urlsafe(24)
     tls_dir = workdir / "sim-tls"
     tls_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", SIMULATOR_MODULE, "--port", "0", "--api-key", api_key]
-    argv += ["--tls-dir", str(tls_dir), *args]
+    argv = [sys.executable, "-m", SIMULATOR_MODULE, *simulator_args(api_key, tls_dir, args)]
     process = processes.start("simulator", argv, _child_env(), workdir / "simulator.log")
     match = process.wait_for_log(r"listening on (https://\S+)", timeout)
     ca_file = tls_dir / "ca.crt"
     if not ca_file.is_file():
         raise RuntimeError(f"simulator wrote no {ca_file}")
     return RunningSimulator(url=match.group(1), ca_file=ca_file, api_key=api_key, process=process)
+
+
+def simulator_args(api_key: str, tls_dir: Path, args: Sequence[str]) -> list[str]:
+    """
+    The simulator's command-line arguments.
+
+    The key is joined to its flag with ``=``: a random URL-safe key starts with ``-`` one time in 64, and
+    argparse would take ``--api-key -xyz`` for a flag without its value.
+
+    :param api_key: the API key it demands.
+    :param tls_dir: folder for its certificates.
+    :param args: cluster arguments.
+    """
+    return ["--port", "0", f"--api-key={api_key}", "--tls-dir", str(tls_dir), *args]
 
 
 def _child_env() -> dict[str, str]:
