@@ -39,7 +39,8 @@ def test_failed_event_for_a_missing_deployment(sim):
 def test_timeout_event_with_the_last_status(sim):
     sim.set_load_seconds(30)
     sim.cluster.update_deployment("my-e5", number_of_allocations=4)
-    event = run_trigger(trigger(end_time=time.time() + 0.4))
+    # long enough for the first answer on a loaded machine (the window includes the connection lookup)
+    event = run_trigger(trigger(end_time=time.time() + 2.0))
     assert event["status"] == "timeout"
     assert event["deployment"]["target_allocations"] == 4
     assert re.search(r"last seen: my-e5: [0-3]/4 allocations started \(.*ml-node-1 starting", event["message"])
