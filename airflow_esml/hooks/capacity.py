@@ -1,7 +1,8 @@
 """The capacity reads of :class:`~airflow_esml.hooks.ml.ElasticsearchMLHook`: what the ML nodes can hold.
 
 ``_ml/trained_models/_stats``, ``_nodes``, ``_ml/info`` and ``_cluster/settings``, read for
-:mod:`airflow_esml.core.capacity`, which decides; a refused monitoring API gives a ``CapacityUnchecked``.
+:mod:`airflow_esml.core.ml_nodes`, which parses them, and :mod:`airflow_esml.core.capacity`, which decides; a
+refused monitoring API gives a ``CapacityUnchecked``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_esml.core import capacity
+from airflow_esml.core import capacity, ml_nodes
 from airflow_esml.core.capacity import CapacityReport, CapacityUnchecked
 from airflow_esml.core.status import DeploymentStatus
 from airflow_esml.exceptions import EsmlError
@@ -83,9 +84,9 @@ class CapacityMixin(HookPart):
             return CapacityUnchecked(status.deployment_id, str(exc))
 
     def _read_capacity(self, status: DeploymentStatus, autoscaling: bool | None) -> CapacityReport:
-        used = capacity.processors_used(self.get_all_deployments(), status.deployment_id)
+        used = ml_nodes.processors_used(self.get_all_deployments(), status.deployment_id)
         try:
-            nodes: tuple[capacity.MlNode, ...] | None = capacity.parse_ml_nodes(self.get_ml_nodes())
+            nodes: tuple[ml_nodes.MlNode, ...] | None = ml_nodes.parse_ml_nodes(self.get_ml_nodes())
         except EsmlError as exc:
             if exc.status in capacity.UNCHECKABLE_STATUSES:
                 raise
@@ -97,7 +98,7 @@ class CapacityMixin(HookPart):
             return capacity.build_report(
                 status.deployment_id, status.threads_per_allocation, nodes, used, autoscaling=autoscaling
             )
-        total = capacity.total_ml_processors(self.get_ml_info()) or 0
+        total = ml_nodes.total_ml_processors(self.get_ml_info()) or 0
         return capacity.pooled_report(
             status.deployment_id, status.threads_per_allocation, total, sum(used.values()), autoscaling=autoscaling
         )
@@ -114,4 +115,4 @@ class CapacityMixin(HookPart):
                 exc,
             )
             return False
-        return capacity.scaling_possible(settings, nodes)
+        return ml_nodes.scaling_possible(settings, nodes)

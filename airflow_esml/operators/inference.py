@@ -26,7 +26,7 @@ from airflow_esml.operators.base import ElasticsearchMLTaskMixin
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_esml.hooks.inference import BatchResult
+    from airflow_esml.core.batch import BatchResult
 
 #: ``return_results="auto"`` puts the results into the XCom only up to this many documents.
 SMALL_BATCH = 100
@@ -121,7 +121,8 @@ class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
         return list(docs)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_esml.hooks.inference import batch_infer, normalize_docs  # loads the elasticsearch client
+        from airflow_esml.core.batch import normalize_docs
+        from airflow_esml.hooks.inference import batch_infer  # loads the elasticsearch client
 
         check_id("deployment_id", self.deployment_id)
         self.persist_kibana_link(context, self.deployment_id)

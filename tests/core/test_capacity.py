@@ -8,68 +8,19 @@ from airflow_esml.core.capacity import (
     UNCHECKABLE_STATUSES,
     CapacityUnchecked,
     InsufficientCapacityError,
-    MlNode,
     apply_capacity,
     build_report,
     check_adaptive_max,
     decide,
     needs_check,
-    parse_ml_nodes,
     pooled_report,
-    processors_used,
-    scaling_possible,
-    total_ml_processors,
 )
+from airflow_esml.core.ml_nodes import MlNode, parse_ml_nodes
 from airflow_esml.core.params import parse_settings
 from airflow_esml.core.plan import plan_update
 from airflow_esml.core.settings import Settings
 from airflow_esml.core.status import DeploymentStatus
-
-NODES = {
-    "_nodes": {"total": 3},
-    "nodes": {
-        "id-data": {"name": "es-node-0", "roles": ["data", "master"], "attributes": {}},
-        "id-b": {"name": "ml-b", "roles": ["ml"], "attributes": {"ml.allocated_processors": "4",
-                                                                   "ml.machine_memory": "8589934592"}},
-        "id-a": {"name": "ml-a", "roles": ["ml", "remote_cluster_client"],
-                 "attributes": {"ml.allocated_processors": "2", "ml.allocated_processors_double": "1.5"}},
-    },
-}  # fmt: skip
-
-
-def deployment(dep_id: str, target: int, routes: list[tuple[str, str, int | None]], **extra: Any) -> dict[str, Any]:
-    nodes = []
-    for node_id, state, allocations in routes:
-        node: dict[str, Any] = {"node": {node_id: {"name": node_id}}, "routing_state": {"routing_state": state}}
-        if allocations is not None:
-            node["number_of_allocations"] = allocations
-        nodes.append(node)
-    stats = {"deployment_id": dep_id, "model_id": "m", "number_of_allocations": target, "threads_per_allocation": 1,
-             "state": "started", "priority": "normal", "nodes": nodes, **extra}  # fmt: skip
-    return {"model_id": "m", "deployment_stats": stats}
-
-
-def test_parse_ml_nodes_keeps_ml_nodes_and_rounds_processors_up():
-    assert parse_ml_nodes(NODES) == (
-        MlNode("id-a", "ml-a", 2),  # 1.5 allocated processors round up to 2
-        MlNode("id-b", "ml-b", 4, 8589934592),
-    )
-
-
-def test_processors_used_by_other_deployments():
-    stats = {
-        "trained_model_stats": [
-            {"model_id": "undeployed"},
-            deployment("me", 3, [("id-a", "started", 3)]),  # the deployment being scaled: not counted
-            deployment("two-threads", 2, [("id-b", "started", 1)], threads_per_allocation=2),
-            # 1 allocation started on id-a, 2 more reserved on its starting route on id-b
-            deployment("loading", 3, [("id-a", "started", 1), ("id-b", "starting", None)]),
-            deployment("low", 1, [("id-a", "started", 1)], priority="low"),  # planned separately
-            deployment("stopping", 1, [("id-a", "started", 1)], state="stopping"),
-            deployment("no-room", 4, [("id-b", "started", 1)]),  # 3 unplaced allocations use nothing
-        ]
-    }
-    assert processors_used(stats, "me") == {"id-a": 1, "id-b": 2 + 2 + 1}
+from tests.core.test_ml_nodes import NODES
 
 
 def test_report_and_decision_say_how_many_fit_and_why():
@@ -108,26 +59,8 @@ def test_autoscaling_clusters_are_not_refused():
     assert check_adaptive_max(report, 50, "fail") == 50
 
 
-@pytest.mark.parametrize(
-    ("settings", "expected"),
-    [
-        ({"defaults": {"xpack.ml.max_lazy_ml_nodes": "0", "xpack.ml.max_ml_node_size": "0b"}}, False),
-        ({"persistent": {"xpack.ml.max_lazy_ml_nodes": "3"}}, True),  # more lazy nodes than ML nodes
-        ({"persistent": {"xpack": {"ml": {"max_lazy_ml_nodes": 2}}}}, False),  # = ML nodes: nothing to add
-        ({"persistent": {"xpack.ml.max_ml_node_size": "16gb"}}, True),  # the smallest node (8gb) can grow
-        ({"persistent": {"xpack.ml.max_ml_node_size": "8gb"}}, False),
-        ({}, False),
-    ],
-)
-def test_scaling_possible_follows_elasticsearch_rule(settings, expected):
-    nodes = [MlNode("a", "a", 4, 8 * 2**30), MlNode("b", "b", 4, 16 * 2**30)]
-    assert scaling_possible(settings, nodes) is expected
-
-
 def test_pooled_report_from_ml_info():
-    total = total_ml_processors({"limits": {"total_ml_processors": 8}})
-    assert total == 8 and total_ml_processors({"limits": {}}) is None
-    report = pooled_report("me", 2, total, 3, autoscaling=False)
+    report = pooled_report("me", 2, 8, 3, autoscaling=False)
     assert report.max_allocations == 2 and report.nodes[0].name == "all ML nodes"
 
 
@@ -201,3 +134,11 @@ def test_a_checked_decision_says_it_was_checked():
                                                           (500, False)])  # fmt: skip
 def test_which_answers_mean_the_capacity_cannot_be_checked(status_code, uncheckable):
     assert (status_code in UNCHECKABLE_STATUSES) is uncheckable
+
+
+def test_the_ml_node_reads_keep_their_old_import_path() -> None:
+    from airflow_esml.core import capacity, ml_nodes
+
+    moved = ("MlNode", "parse_ml_nodes", "total_ml_processors", "scaling_possible", "processors_used")
+    for name in (*moved, "_flatten", "_UNITS", "_bytes"):
+        assert getattr(capacity, name) is getattr(ml_nodes, name), name

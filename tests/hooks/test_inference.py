@@ -1,4 +1,4 @@
-"""Batch inference: sizing, order, 429 backoff, errors, and the run against the simulator."""
+"""Batch inference: order, 429 backoff, errors, and the run against the simulator (sizing: tests/core/test_batch.py)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,7 @@ from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
 from airflow_esml.core.status import DeploymentStatus
 from airflow_esml.core.target import Target, trained_model_target
 from airflow_esml.exceptions import DeploymentNotFoundError, InvalidParameterError, TransientRequestError
-from airflow_esml.hooks.inference import (
-    MAX_CHUNK,
-    InFlightWindow,
-    Progress,
-    abatch_infer,
-    batch_infer,
-    normalize_docs,
-    plan_batch,
-    run_sync,
-)
+from airflow_esml.hooks.inference import InFlightWindow, Progress, abatch_infer, batch_infer, run_sync
 from airflow_esml.testing import Simulator
 from airflow_esml.testing.cluster.inference import fake_result
 
@@ -119,32 +110,6 @@ class Response:
 
 def texts(n: int) -> list[str]:
     return [f"doc {i}" for i in range(n)]
-
-
-def test_plan_uses_allocations_times_threads() -> None:
-    plan = plan_batch(status(allocations=4, threads=2), docs=10_000)
-    assert plan.workers == 8
-    assert plan.in_flight == 16
-    assert plan.chunk_size == MAX_CHUNK
-
-
-def test_plan_for_a_small_batch_uses_small_chunks_and_respects_overrides() -> None:
-    assert plan_batch(status(allocations=4), docs=20).chunk_size == 1
-    plan = plan_batch(status(allocations=4), docs=20, chunk_size=5, in_flight=3)
-    assert (plan.chunk_size, plan.in_flight) == (5, 3)
-
-
-def test_plan_keeps_documents_in_flight_within_the_queue() -> None:
-    plan = plan_batch(status(allocations=8, queue_capacity=40), docs=100_000)
-    assert plan.in_flight * plan.chunk_size <= 40 + plan.workers
-
-
-def test_normalize_docs() -> None:
-    assert normalize_docs(["a", {"other": 1}], "text_field") == [{"text_field": "a"}, {"other": 1}]
-    with pytest.raises(InvalidParameterError, match="document 1"):
-        normalize_docs(["a", 3], "text_field")
-    with pytest.raises(InvalidParameterError, match="single str"):
-        normalize_docs("abc", "text_field")
 
 
 async def test_results_keep_document_order_with_requests_in_flight() -> None:
@@ -370,3 +335,12 @@ def test_a_429_of_an_endpoint_backs_off_like_infer() -> None:
     hook = FakeHook(FakeML(workers=1, errors=[429, 429]), status(allocations=1), endpoint_target("sparse_embedding"))
     result = batch_infer(hook, "elser-1", texts(4), chunk_size=2)  # type: ignore[arg-type]
     assert result.rejected == 2 and len(result.results) == 4
+
+
+def test_the_pure_part_keeps_its_old_import_path() -> None:
+    from airflow_esml.core import batch
+    from airflow_esml.hooks import inference
+
+    moved = ("BatchPlan", "BatchResult", "plan_batch", "normalize_docs")
+    for name in (*moved, "MAX_CHUNK", "REQUESTS_PER_WORKER", "CONNECTIONS_PER_NODE"):
+        assert getattr(inference, name) is getattr(batch, name), name
