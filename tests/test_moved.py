@@ -133,6 +133,43 @@ def test_leases_names_import_and_the_store_is_the_stores() -> None:
     assert LeaseStore is store.LeaseStore and LeaseOutcome is store.LeaseOutcome
 
 
+#: the names ``airflow_esml.leases.model`` defined before it was split, by their new module
+MODEL_NAMES = {
+    "lease": ("Lease", "Lock", "lease_id_for", "with_installation", "when"),
+    "reaped": (
+        "REAPED_HISTORY",
+        "REAPED_MAX_AGE",
+        "Reaped",
+        "keep_reaped",
+        "find_reaped",
+        "RenewalState",
+        "Renewal",
+        "missing_lease",
+    ),
+    "shares": ("held_floor", "capacity_shares"),
+    "model": ("LeaseDoc",),
+    "decisions": (
+        "DRIFT_HISTORY",
+        "goal_settings",
+        "adaptive_refusal",
+        "held_by_leases",
+        "Drift",
+        "Decision",
+        "decide",
+    ),
+}
+
+
+def test_the_lease_models_names_still_import_from_it() -> None:
+    model = importlib.import_module("airflow_esml.leases.model")
+    for module, names in MODEL_NAMES.items():
+        home = importlib.import_module(f"airflow_esml.leases.{module}")
+        for name in names:
+            assert getattr(model, name) is getattr(home, name), name
+    with pytest.raises(AttributeError, match="no_such_name"):
+        model.no_such_name  # noqa: B018
+
+
 def test_leases_unknown_name_is_an_attribute_error() -> None:
     import airflow_esml.leases
 

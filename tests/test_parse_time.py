@@ -70,9 +70,29 @@ def defines_dataclass(tree: ast.Module) -> bool:
     return False
 
 
+def top_level_imports(tree: ast.Module) -> set[str]:
+    """The modules ``tree`` imports at its top (``from a.b import c`` counts as ``a.b``)."""
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
 def dataclass_modules() -> set[str]:
-    """The provider's modules that define a dataclass, but for the DAG-facing ones (``lifecycle``'s handle)."""
-    return {name for name, tree in provider_modules().items() if defines_dataclass(tree)} - set(DAG_FACING)
+    """The provider's modules that define a dataclass, but for the DAG-facing ones (``lifecycle``'s handle).
+
+    With them, every module of a package whose ``__init__`` imports one of them at its top (``leases/``): importing
+    ``airflow_esml.leases.shares``, which defines none, still runs ``airflow_esml/leases/__init__.py`` first.
+    """
+    modules = provider_modules()
+    defining = {name for name, tree in modules.items() if defines_dataclass(tree)}
+    packages = {name.rpartition(".")[0] for name in modules}
+    loading = {name for name in packages & set(modules) if top_level_imports(modules[name]) & defining}
+    inside = {name for name in modules if name.rpartition(".")[0] in loading}
+    return (defining | inside) - set(DAG_FACING)
 
 
 def start_importing(*modules: str) -> subprocess.Popen[str]:
@@ -108,6 +128,7 @@ def test_importing_operators_sensor_and_lifecycle_loads_no_client_and_no_datacla
 def test_the_scan_finds_the_dataclass_modules() -> None:
     found = dataclass_modules()
     assert {"airflow_esml.core.status", "airflow_esml.core.settings", "airflow_esml.leases.model"} <= found
+    assert "airflow_esml.leases.shares" in found  # no dataclass of its own; its package's __init__ loads them
     assert "airflow_esml.core.params" not in found
 
 

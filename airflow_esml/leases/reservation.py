@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from airflow_esml.core.window import Window, WindowSpec
-from airflow_esml.leases.model import with_installation
+from airflow_esml.leases.lease import with_installation
 
 
 def reservation_id(dag_id: str, name: str, window: Window, installation: str = "") -> str:
     """The lease id of the reservation of ``window``: the same for the run that takes it and the one that ends it
-    (prefixed with ``installation``, as :func:`~airflow_esml.leases.model.lease_id_for` does)."""
+    (prefixed with ``installation``, as :func:`~airflow_esml.leases.lease.lease_id_for` does)."""
     return with_installation(f"reservation/{dag_id}/{name}/{window.start_utc}", installation)
 
 

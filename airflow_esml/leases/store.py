@@ -5,7 +5,7 @@ Every operation runs the same steps on the deployment's lease document:
 1. take the document's lock with a conditional write that also makes the operation's change (add or renew
    a lease, drop one) and drops expired leases; the first lease creates the document with the baseline read
    from the deployment (``op_type=create``, so two first leases cannot both record one);
-2. read the deployment and :func:`~airflow_esml.leases.model.decide` its settings (drift policy included);
+2. read the deployment and :func:`~airflow_esml.leases.decisions.decide` its settings (drift policy included);
 3. if they change: record them as ``pending`` (conditional write), then call ``_update``;
 4. record them as ``applied`` and free the lock, or delete the document when no lease is left.
 
@@ -41,79 +41,19 @@ from airflow_esml.core.params import (
 from airflow_esml.core.plan import UpdatePlan
 from airflow_esml.core.settings import Settings
 from airflow_esml.exceptions import InvalidParameterError, LeaseLockTimeoutError, LeaseLostError, LockLostError
+from airflow_esml.leases.decisions import Decision, adaptive_refusal, decide
 from airflow_esml.leases.documents import LeaseDocuments
+from airflow_esml.leases.lease import Lease
 from airflow_esml.leases.lock import Change, DocumentLock, Held
-from airflow_esml.leases.model import (
-    Decision,
-    Lease,
-    LeaseDoc,
-    Reaped,
-    Renewal,
-    adaptive_refusal,
-    decide,
-    missing_lease,
-)
+from airflow_esml.leases.model import LeaseDoc
+from airflow_esml.leases.outcome import LeaseOutcome
+from airflow_esml.leases.reaped import Reaped, Renewal, missing_lease
 
 if TYPE_CHECKING:
     from airflow_esml.core.status import DeploymentStatus
     from airflow_esml.hooks.ml import ElasticsearchMLHook
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LeaseOutcome:
-    """What one lease operation did.
-
-    :param goal: the settings the deployment was given (or kept).
-    :param changed: an ``_update`` call was made.
-    :param leases: the leases live after the operation.
-    :param reaped: the expired leases this operation removed.
-    :param restored: no lease is left: the deployment has its baseline again and the document is gone.
-    :param capacity: what the capacity check of an acquire found, when it was checked or skipped, or when it cut
-        the lease to what fits (``capacity_policy="fit"``).
-    :param leased_deployment_id: the physical deployment whose lease document this is (``deployment_id`` is the id
-        as the caller passed it, an inference id for instance); None when it is ``deployment_id``.
-    :param released: a release's lease as it was when dropped, with its share of the capacity held
-        (docs/accounting.md); None for other operations, or when the lease was not there.
-    :param released_at: when it was dropped (its share is counted up to then).
-    """
-
-    deployment_id: str
-    lease_id: str | None
-    baseline: Settings | None
-    original_baseline: Settings | None
-    goal: Settings | None
-    changed: bool = False
-    leases: tuple[Lease, ...] = ()
-    reaped: tuple[Lease, ...] = ()
-    restored: bool = False
-    drift: Mapping[str, Any] | None = None
-    lease: Lease | None = None
-    capacity: Mapping[str, Any] | None = None
-    leased_deployment_id: str | None = None
-    released: Lease | None = None
-    released_at: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict for XCom."""
-        return {
-            "deployment_id": self.deployment_id,
-            "leased_deployment_id": self.leased_deployment_id or self.deployment_id,
-            "lease_id": self.lease_id,
-            "baseline": self.baseline.to_dict() if self.baseline else None,
-            "original_baseline": self.original_baseline.to_dict() if self.original_baseline else None,
-            "target": self.goal.to_dict() if self.goal else None,
-            "number_of_allocations": self.goal.number_of_allocations if self.goal else None,
-            "changed": self.changed,
-            "leases": [x.to_dict() for x in self.leases],
-            "reaped": [x.to_dict() for x in self.reaped],
-            "restored": self.restored,
-            "drift": dict(self.drift) if self.drift else None,
-            "expires_at": self.lease.expires_at if self.lease else None,
-            "capacity": dict(self.capacity) if self.capacity else None,
-            "released": {**self.released.to_dict(), "released_at": self.released_at} if self.released else None,
-        }
 
 
 @dataclass(frozen=True)

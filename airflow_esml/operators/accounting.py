@@ -189,7 +189,7 @@ def close_lease_window(
     shares were kept is counted as if it held its allocations alone.
     """
     from airflow_esml.core.settings import Settings
-    from airflow_esml.leases.model import held_floor
+    from airflow_esml.leases.shares import held_floor
 
     if ending is None:
         return None

@@ -225,7 +225,7 @@ class UpdateDeploymentOperator(AllocationsWaitMixin, BaseOperator):
 
         None, with nothing done, when no lease document exists (the update is then made directly).
         """
-        from airflow_esml.leases.model import goal_settings, held_by_leases
+        from airflow_esml.leases.decisions import goal_settings, held_by_leases
 
         doc = self.lease_store.read(self.deployment_id)
         if doc is None:

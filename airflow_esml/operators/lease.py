@@ -41,7 +41,8 @@ from airflow_esml.operators.waiting import AllocationsWaitMixin
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_esml.leases.store import LeaseOutcome, LeaseStore
+    from airflow_esml.leases.outcome import LeaseOutcome
+    from airflow_esml.leases.store import LeaseStore
 
 T = TypeVar("T")
 
@@ -113,7 +114,7 @@ class _RunLeaseOperator(_LeaseOperator):
         Every run lease operator asks for it before its first request, so an empty ``deployment_id`` (after
         templating) is refused here, before anything in the cluster changes.
         """
-        from airflow_esml.leases.model import lease_id_for
+        from airflow_esml.leases.lease import lease_id_for
 
         check_id("deployment_id", self.deployment_id)
         name = self.lease_name or self.deployment_id

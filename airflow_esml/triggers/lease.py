@@ -12,7 +12,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_esml.core.params import DEFAULT_LOCK_TTL
 
 if TYPE_CHECKING:
-    from airflow_esml.leases.model import Renewal
+    from airflow_esml.leases.reaped import Renewal
     from airflow_esml.leases.store import LeaseStore
 
 #: seconds before a renewal that failed (cluster unreachable, lock held long) is tried again, at most

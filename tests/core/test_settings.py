@@ -64,3 +64,9 @@ def test_the_adaptive_form_of_a_fixed_count_keeps_exactly_that_count():
     assert Settings(None, AdaptiveAllocations(False, 1, 4)).adaptive_form() == Settings(
         None, AdaptiveAllocations(True, 1, 4)
     )
+
+
+def test_settings_match_ignores_the_count_under_adaptive_allocations():
+    assert Settings(1, ADAPTIVE).matches(status(3, ADAPTIVE))
+    assert not Settings(3).matches(status(3, ADAPTIVE))
+    assert Settings(3, AdaptiveAllocations(False)).matches(status(3, AdaptiveAllocations(False)))

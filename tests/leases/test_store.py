@@ -18,7 +18,7 @@ from airflow_esml.exceptions import InvalidParameterError, LeaseLockTimeoutError
 from airflow_esml.hooks.ml import ElasticsearchMLHook
 from airflow_esml.leases.documents import LeaseDocuments
 from airflow_esml.leases.model import LeaseDoc, Lock
-from airflow_esml.leases.store import LeaseOutcome, LeaseStore
+from airflow_esml.leases.store import LeaseStore
 from airflow_esml.testing import Simulator
 from tests.helpers import requests_to
 
@@ -263,9 +263,3 @@ def test_the_outcome_is_json_for_xcom(store: LeaseStore, clock: Clock) -> None:
     assert [x["lease_id"] for x in data["reaped"]] == ["dead/run/scaled"]
     assert outcome.lease is not None and data["expires_at"] == outcome.lease.expires_at
     assert data["changed"] is True and data["restored"] is False and data["drift"] is None
-
-
-def test_the_outcome_of_nothing_to_do_is_json_too() -> None:
-    data = LeaseOutcome("my-e5", "x", None, None, None).to_dict()
-    assert json.loads(json.dumps(data)) == data
-    assert data["target"] is None and data["number_of_allocations"] is None and data["expires_at"] is None
