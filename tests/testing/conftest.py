@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,21 @@ def es_target() -> Iterator[EsTarget]:
         yield EsTarget(sim.url, {}, sim)
     finally:
         sim.stop()
+
+
+@pytest.fixture
+def es(es_target: EsTarget) -> Iterator[elasticsearch.Elasticsearch]:
+    """A client of ``es_target`` (test modules that need another client define their own ``es``)."""
+    with es_target.client() as client:
+        yield client
+
+
+@pytest.fixture
+def index(es: elasticsearch.Elasticsearch) -> Iterator[str]:
+    """A fresh index name on ``es_target``; the index is deleted after the test."""
+    name = f"esml-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    es.options(ignore_status=404).indices.delete(index=name)
 
 
 @pytest.fixture

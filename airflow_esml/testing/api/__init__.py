@@ -2,7 +2,7 @@
 
 - ``ml``: the ML trained-model endpoints, ``_nodes``, ``_ml/info`` and ``_cluster/settings``;
   ``ml_params`` parses their requests per version, ``ml_reads`` renders the read-only ones;
-- ``documents``: the document and index APIs (an in-memory store; its model is in ``testing/docs``);
+- ``documents``: the document, index and search APIs (the in-memory store and its model are in ``testing/docs``);
 - ``bulk``: ``_bulk``; ``ingest``: ``_ingest/pipeline``; ``reindex``: ``_reindex`` and ``_update_by_query``;
   ``tasks``: ``_tasks``;
 - ``info``: ``GET /`` and ``HEAD /``; ``control``: the ``/_sim/`` routes (not Elasticsearch APIs);

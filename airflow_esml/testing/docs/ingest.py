@@ -1,6 +1,6 @@
 """The ingest step of every write: the request's (or the index's default) pipeline, then ``semantic_text``.
 
-:class:`IngestService` is the :data:`~airflow_esml.testing.api.documents.Ingestor` of the document store: it
+:class:`IngestService` is the :data:`~airflow_esml.testing.docs.store.Ingestor` of the document store: it
 changes the index/create operations of a batch in place (their ``source``, ``inference_fields`` or ``error``).
 """
 
