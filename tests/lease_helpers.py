@@ -10,8 +10,8 @@ from airflow_esml.core.settings import Settings
 from airflow_esml.core.status import AdaptiveAllocations, DeploymentStatus
 from airflow_esml.hooks.ml import ElasticsearchMLHook
 from airflow_esml.hooks.retry import RetryPolicy
+from airflow_esml.leases.document import LeaseDoc
 from airflow_esml.leases.lease import Lease
-from airflow_esml.leases.model import LeaseDoc
 from airflow_esml.leases.store import LeaseStore
 from airflow_esml.testing import Simulator
 

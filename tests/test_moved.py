@@ -147,7 +147,7 @@ MODEL_NAMES = {
         "missing_lease",
     ),
     "shares": ("held_floor", "capacity_shares"),
-    "model": ("LeaseDoc",),
+    "document": ("LeaseDoc",),
     "decisions": (
         "DRIFT_HISTORY",
         "goal_settings",
@@ -189,7 +189,7 @@ def forget(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
 def test_leases_loads_the_store_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     forget(monkeypatch, "airflow_esml.leases", "airflow_esml.leases.store")
     leases = importlib.import_module("airflow_esml.leases")
-    assert leases.Settings is Settings and leases.LeaseDoc.__module__ == "airflow_esml.leases.model"
+    assert leases.Settings is Settings and leases.LeaseDoc.__module__ == "airflow_esml.leases.document"
     assert "airflow_esml.leases.store" not in sys.modules
     lease_store = leases.LeaseStore
     assert "airflow_esml.leases.store" in sys.modules

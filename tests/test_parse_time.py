@@ -127,7 +127,7 @@ def test_importing_operators_sensor_and_lifecycle_loads_no_client_and_no_datacla
 
 def test_the_scan_finds_the_dataclass_modules() -> None:
     found = dataclass_modules()
-    assert {"airflow_esml.core.status", "airflow_esml.core.settings", "airflow_esml.leases.model"} <= found
+    assert {"airflow_esml.core.status", "airflow_esml.core.settings", "airflow_esml.leases.document"} <= found
     assert "airflow_esml.leases.shares" in found  # no dataclass of its own; its package's __init__ loads them
     assert "airflow_esml.core.params" not in found
 

@@ -183,7 +183,7 @@ def close_window(
 
     :param ready_at: when the allocations were seen started, if the opening record does not say.
     :param share: for a lease's window, ``(share, span)`` as its lease document counted them
-        (:meth:`~airflow_esml.leases.model.LeaseDoc.accrued`): its allocation-seconds are its share of what the
+        (:meth:`~airflow_esml.leases.document.LeaseDoc.accrued`): its allocation-seconds are its share of what the
         deployment held above the baseline, and its busy time the deployment's busy time in the proportion
         ``share / span`` of the deployment's allocation-seconds while it was live. Without it the window held
         ``allocations - baseline`` alone for its whole duration.

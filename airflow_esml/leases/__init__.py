@@ -1,6 +1,6 @@
 """Deployment leases: several DAG runs share one deployment, and the last one out restores its baseline.
 
-The pure modules: :mod:`~airflow_esml.leases.model` is the lease document, built from
+The pure modules: :mod:`~airflow_esml.leases.document` is the lease document, built from
 :mod:`~airflow_esml.leases.lease` (a lease, the document's lock, lease ids) and :mod:`~airflow_esml.leases.reaped`
 (reap records, what a renewal finds), with the shares of the capacity held from :mod:`~airflow_esml.leases.shares`;
 :mod:`~airflow_esml.leases.decisions` decides the deployment's target from it, and
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_esml.core.settings import Settings
 from airflow_esml.leases.decisions import DRIFT_HISTORY, Decision, Drift, decide, goal_settings
+from airflow_esml.leases.document import LeaseDoc
 from airflow_esml.leases.lease import Lease, Lock, lease_id_for
-from airflow_esml.leases.model import LeaseDoc
 
 if TYPE_CHECKING:
     from airflow_esml.leases.outcome import LeaseOutcome

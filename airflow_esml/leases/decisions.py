@@ -13,8 +13,8 @@ from typing import Any
 from airflow_esml.core.params import AdaptivePolicy, DriftPolicy
 from airflow_esml.core.settings import Settings
 from airflow_esml.core.status import DeploymentStatus
+from airflow_esml.leases.document import LeaseDoc
 from airflow_esml.leases.lease import Lease
-from airflow_esml.leases.model import LeaseDoc
 
 #: how many drift records a lease document keeps
 DRIFT_HISTORY = 10

@@ -15,7 +15,7 @@ import elasticsearch
 
 from airflow_esml.core.params import shown
 from airflow_esml.exceptions import ConflictingTombstonesError
-from airflow_esml.leases.model import LeaseDoc
+from airflow_esml.leases.document import LeaseDoc
 from airflow_esml.leases.reaped import Reaped, keep_reaped
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """One lease of a deployment, the lock of its lease document, and lease ids.
 
 The parts that reap records (:mod:`airflow_esml.leases.reaped`) and the lease document
-(:mod:`airflow_esml.leases.model`) are built from. Pure Python: no Airflow or Elasticsearch imports.
+(:mod:`airflow_esml.leases.document`) are built from. Pure Python: no Airflow or Elasticsearch imports.
 """
 
 from __future__ import annotations

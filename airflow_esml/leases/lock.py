@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 from airflow_esml.core.settings import Settings
 from airflow_esml.exceptions import LeaseLockTimeoutError, LockLostError
+from airflow_esml.leases.document import LeaseDoc
 from airflow_esml.leases.documents import LeaseDocuments, Stored
 from airflow_esml.leases.lease import Lease, Lock, when
-from airflow_esml.leases.model import LeaseDoc
 
 if TYPE_CHECKING:
     from airflow_esml.hooks.ml import ElasticsearchMLHook

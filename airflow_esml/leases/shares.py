@@ -1,6 +1,6 @@
 """The arithmetic of shared capacity: what the leases of a deployment hold above its baseline, and their shares.
 
-Pure Python (docs/accounting.md); :meth:`~airflow_esml.leases.model.LeaseDoc.accrued` counts the shares.
+Pure Python (docs/accounting.md); :meth:`~airflow_esml.leases.document.LeaseDoc.accrued` counts the shares.
 """
 
 from __future__ import annotations

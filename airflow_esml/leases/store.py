@@ -42,10 +42,10 @@ from airflow_esml.core.plan import UpdatePlan
 from airflow_esml.core.settings import Settings
 from airflow_esml.exceptions import InvalidParameterError, LeaseLockTimeoutError, LeaseLostError, LockLostError
 from airflow_esml.leases.decisions import Decision, adaptive_refusal, decide
+from airflow_esml.leases.document import LeaseDoc
 from airflow_esml.leases.documents import LeaseDocuments
 from airflow_esml.leases.lease import Lease
 from airflow_esml.leases.lock import Change, DocumentLock, Held
-from airflow_esml.leases.model import LeaseDoc
 from airflow_esml.leases.outcome import LeaseOutcome
 from airflow_esml.leases.reaped import Reaped, Renewal, missing_lease
 

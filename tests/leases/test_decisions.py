@@ -7,7 +7,7 @@ import pytest
 from airflow_esml.core.settings import Settings
 from airflow_esml.core.status import AdaptiveAllocations
 from airflow_esml.leases.decisions import adaptive_refusal, decide, goal_settings
-from airflow_esml.leases.model import LeaseDoc
+from airflow_esml.leases.document import LeaseDoc
 from tests.lease_helpers import ADAPTIVE, doc, lease, status
 
 

@@ -10,8 +10,8 @@ import pytest
 from airflow_esml.core.settings import Settings
 from airflow_esml.exceptions import ElasticsearchRequestError, TransientRequestError
 from airflow_esml.hooks.ml import ElasticsearchMLHook
+from airflow_esml.leases.document import Lease, LeaseDoc
 from airflow_esml.leases.documents import LeaseDocuments, Stored, Version
-from airflow_esml.leases.model import Lease, LeaseDoc
 from airflow_esml.testing import Simulator
 from tests.helpers import requests_to
 

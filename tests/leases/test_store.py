@@ -16,8 +16,8 @@ import pytest
 from airflow_esml.core.settings import Settings
 from airflow_esml.exceptions import InvalidParameterError, LeaseLockTimeoutError
 from airflow_esml.hooks.ml import ElasticsearchMLHook
+from airflow_esml.leases.document import LeaseDoc, Lock
 from airflow_esml.leases.documents import LeaseDocuments
-from airflow_esml.leases.model import LeaseDoc, Lock
 from airflow_esml.leases.store import LeaseStore
 from airflow_esml.testing import Simulator
 from tests.helpers import requests_to

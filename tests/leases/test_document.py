@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 
 from airflow_esml.core.settings import Settings
+from airflow_esml.leases.document import LeaseDoc
 from airflow_esml.leases.lease import Lease, Lock
-from airflow_esml.leases.model import LeaseDoc
 from tests.lease_helpers import ADAPTIVE, doc, lease
 
 
