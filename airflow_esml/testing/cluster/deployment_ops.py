@@ -214,9 +214,7 @@ class DeploymentOps(ObservationOps):
                 owner = created_by(self.inference_endpoints.values(), deployment_id)
                 if owner is not None:
                     raise ml_update_refused(owner, deployment_id)
-            dep = self.deployments.get(deployment_id)
-            if dep is None:
-                raise not_found_deployment(deployment_id)
+            dep = self._deployment(deployment_id)
             adaptive = dep.adaptive
             if params.adaptive_set:
                 adaptive = merge(dep.adaptive, params.adaptive_fields) if params.adaptive_fields is not None else None
@@ -298,7 +296,5 @@ class DeploymentOps(ObservationOps):
         """Empty the deployment's inference cache (``deployment/cache/_clear``); 404 when unknown."""
         with self.lock:
             self._advance()
-            dep = self.deployments.get(deployment_id)
-            if dep is None:
-                raise not_found_deployment(deployment_id)
+            dep = self._deployment(deployment_id)
             dep.cache.clear()

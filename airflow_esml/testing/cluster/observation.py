@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow_esml.testing.cluster.core import ClusterCore
 from airflow_esml.testing.cluster.errors import not_found_deployment
-from airflow_esml.testing.cluster.state import WAIT_FOR_ORDER
+from airflow_esml.testing.cluster.state import WAIT_FOR_ORDER, Deployment
 from airflow_esml.testing.cluster.stats import Renderer
 
 
@@ -19,22 +19,25 @@ class ObservationOps(ClusterCore):
         """A renderer of the current state (call with the lock held)."""
         return Renderer(self.version, self.nodes, self.wall, now, human)
 
+    def _deployment(self, deployment_id: str) -> Deployment:
+        """The deployment (the caller holds the lock); 404 when unknown."""
+        dep = self.deployments.get(deployment_id)
+        if dep is None:
+            raise not_found_deployment(deployment_id)
+        return dep
+
     def deployment_stats(self, deployment_id: str) -> dict[str, Any]:
         """``deployment_stats`` of one deployment, as the stats API returns it."""
         with self.lock:
             now = self._advance()
-            dep = self.deployments.get(deployment_id)
-            if dep is None:
-                raise not_found_deployment(deployment_id)
+            dep = self._deployment(deployment_id)
             return self.renderer(now).deployment_stats(dep)
 
     def target(self, deployment_id: str) -> int:
         """The current ``task_parameters.number_of_allocations``."""
         with self.lock:
             self._advance()
-            dep = self.deployments.get(deployment_id)
-            if dep is None:
-                raise not_found_deployment(deployment_id)
+            dep = self._deployment(deployment_id)
             return dep.target
 
     def wait_for(self, deployment_id: str, state: str = "fully_allocated", timeout: float = 10.0) -> dict[str, Any]:
@@ -43,9 +46,7 @@ class ObservationOps(ClusterCore):
             deadline = self._now() + timeout
             while True:
                 now = self._advance()
-                dep = self.deployments.get(deployment_id)
-                if dep is None:
-                    raise not_found_deployment(deployment_id)
+                dep = self._deployment(deployment_id)
                 if WAIT_FOR_ORDER[dep.allocation_state()] >= WAIT_FOR_ORDER[state]:
                     return self.renderer(now).deployment_stats(dep)
                 if now >= deadline:
