@@ -53,7 +53,7 @@ def test_a_cluster_that_stops_answering_fails_the_worker_wait_at_its_timeout(sim
     with pytest.raises(AllocationsTimeoutError) as excinfo:
         scale.execute({})
     assert time.monotonic() - started[0] < TIMEOUT + INTERVAL + SLACK
-    assert re.search(r"timed out after 2\.\ds of 2\.0s", str(excinfo.value))  # a loaded machine may pass 2.0 a little
+    assert re.search(r"timed out after [23]\.\ds of 2\.0s", str(excinfo.value))  # a loaded machine may pass 2.0
     assert "stats of deployment 'my-e5': the cluster did not answer within" in str(excinfo.value)
     assert sim.cluster.target("my-e5") == 3  # the update itself went through
 

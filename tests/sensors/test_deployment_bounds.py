@@ -29,7 +29,7 @@ def test_a_hung_cluster_fails_the_sensor_at_its_timeout(hung_cluster, deferrable
         waiting.execute({})
     assert time.monotonic() - started < 2 + 0.5 + SLACK
     message = str(excinfo.value)
-    assert re.search(r"timed out after 2\.\ds of 2\.0s", message)  # a loaded machine may pass 2.0 a little
+    assert re.search(r"timed out after [23]\.\ds of 2\.0s", message)  # a loaded machine may pass 2.0 a little
     # the first request is the lookup of what the id names (GET _inference/my-e5), then the stats
     assert re.search(r"(stats of deployment|inference endpoint lookup of) 'my-e5': the cluster did not answer within",
                      message) and "ConnectionTimeout" in message  # fmt: skip

@@ -32,7 +32,8 @@ def test_a_hung_cluster_ends_a_deferred_wait_with_a_timeout_event_within_its_win
     event = run_trigger(trigger())
     assert time.monotonic() - started < WINDOW + INTERVAL + SLACK
     assert event["status"] == "timeout" and event["deployment"] is None
-    assert re.match(r"timed out after 2\.\ds of 2\.0s; last seen: my-e5: the cluster did not answer", event["message"])
+    said = r"timed out after [23]\.\ds of 2\.0s; last seen: my-e5: the cluster did not answer"
+    assert re.match(said, event["message"])
 
 
 def test_the_hung_request_is_cancelled_when_the_last_waiter_leaves(hung_cluster):
