@@ -143,54 +143,67 @@ def scaled_deployment(
         "on_drift": on_drift,
     }
     with TaskGroup(group_id=group_id, tooltip=f"scale {deployment_id} for the tasks inside") as group:
-        lease_name = group.group_id or group_id
+        lease = {**common, "lease_name": group.group_id or group_id}
         acquire = AcquireDeploymentLeaseOperator(
             task_id="acquire",
             number_of_allocations=number_of_allocations,
-            lease_name=lease_name,
             lease_ttl=lease_ttl,
             adaptive_policy=adaptive_policy,
             capacity_policy=checking,
             autoscaling=autoscaling,
-            **common,
+            **lease,
         )
         sensor = None
         if wait:
-            # under "fit" the lease may get fewer allocations than asked: wait for what it was granted
-            granted = f"{{{{ ti.xcom_pull(task_ids='{acquire.task_id}')['granted_allocations'] }}}}"
-            sensor = AllocationsStartedSensor(
-                task_id="wait_for_allocations",
-                deployment_id=deployment_id,
-                min_allocations=granted if checking == "fit" else number_of_allocations,
-                elasticsearch_conn_id=elasticsearch_conn_id,
-                deferrable=deferrable,
-                poke_interval=poll_interval,
-                timeout=wait_timeout,
-            )
+            sensor = _wait_task(acquire, number_of_allocations, checking, deferrable, poll_interval, wait_timeout)
         keep = KeepDeploymentLeaseOperator(
-            task_id="keep_lease",
-            lease_name=lease_name,
-            lease_ttl=lease_ttl,
-            renew_interval=renew_interval,
-            deferrable=deferrable,
-            **common,
+            task_id="keep_lease", lease_ttl=lease_ttl, renew_interval=renew_interval, deferrable=deferrable, **lease
         )
         handle = ScaledDeployment(group, acquire, sensor, keep)
         ours = {task.task_id for task in (*handle.setups, keep)}
         yield handle
-        user_tasks = [task for task in group if task.task_id not in ours]
-        release = ReleaseDeploymentLeaseOperator(
-            task_id="release",
-            lease_name=lease_name,
-            retries=release_retries,
-            retry_delay=release_retry_delay,
-            wait_task_id=sensor.task_id if sensor is not None else None,
-            **common,
-        )
-        handle.release = release
-        _wire(handle, user_tasks, release)
+        _close_block(handle, ours, lease, release_retries, release_retry_delay)
         if after is not None:
             handle.after(after)
+
+
+def _wait_task(
+    acquire: AcquireDeploymentLeaseOperator,
+    number_of_allocations: int | str,
+    checking: str | None,
+    deferrable: bool,
+    poll_interval: float,
+    timeout: float,
+) -> AllocationsStartedSensor:
+    """The ``wait_for_allocations`` setup: waits for the allocations of ``acquire``'s lease to start.
+
+    Under ``"fit"`` the lease may get fewer allocations than asked: it waits for what the lease was granted.
+    """
+    granted = f"{{{{ ti.xcom_pull(task_ids='{acquire.task_id}')['granted_allocations'] }}}}"
+    return AllocationsStartedSensor(
+        task_id="wait_for_allocations",
+        deployment_id=acquire.deployment_id,
+        min_allocations=granted if checking == "fit" else number_of_allocations,
+        elasticsearch_conn_id=acquire.elasticsearch_conn_id,
+        deferrable=deferrable,
+        poke_interval=poll_interval,
+        timeout=timeout,
+    )
+
+
+def _close_block(
+    handle: ScaledDeployment, ours: set[str], lease: dict[str, Any], retries: int, retry_delay: timedelta
+) -> None:
+    """When the block ends: the ``release`` teardown, after the tasks created in the block (those not in ``ours``)."""
+    user_tasks = [task for task in handle.group if task.task_id not in ours]
+    handle.release = release = ReleaseDeploymentLeaseOperator(
+        task_id="release",
+        retries=retries,
+        retry_delay=retry_delay,
+        wait_task_id=handle.wait.task_id if handle.wait is not None else None,
+        **lease,
+    )
+    _wire(handle, user_tasks, release)
 
 
 def _wire(handle: ScaledDeployment, user_tasks: list[Any], release: ReleaseDeploymentLeaseOperator) -> None:

@@ -153,18 +153,31 @@ class IndexInferenceOperator(BaseOperator):
             TrainedModelsLink.persist(context, self.hook.kibana_url, self.deployment_id)
         key = self._key(context)
         result = self._result(batch, query)
-        earlier = self._earlier_task(key)
-        if earlier is not None:
-            task_id, result["batch_plan"] = earlier["task_id"], earlier.get("batch_plan")
-        else:
-            plan = self._plan(batch)
-            self.log.info("%s: %s", self._what(batch), plan.describe())
-            task_id, result["batch_plan"] = self._start(batch, query, plan), plan.to_dict()
-            self.hook.remember_task(self.tasks_index, key, {"task_id": task_id, "batch_plan": plan.to_dict(),
-                                                            "try_number": _try_number(context)})  # fmt: skip
+        task_id, result["batch_plan"] = self._start_or_resume(batch, query, key, context)
         self._es_task_id = result["task_id"] = task_id
         context["ti"].xcom_push(key="es_task_id", value=task_id)
         return self._wait(task_id, result, time.time() + self.timeout)
+
+    def _start_or_resume(
+        self, batch: dict[str, Any], query: dict[str, Any] | None, key: str, context: Context
+    ) -> tuple[str, dict[str, Any] | None]:
+        """The Elasticsearch task to wait on: the one an earlier try started, when it may be resumed, else a new
+        one; its id and batch plan."""
+        earlier = self._earlier_task(key)
+        if earlier is not None:
+            return earlier["task_id"], earlier.get("batch_plan")
+        return self._start_new(batch, query, key, context)
+
+    def _start_new(
+        self, batch: dict[str, Any], query: dict[str, Any] | None, key: str, context: Context
+    ) -> tuple[str, dict[str, Any]]:
+        """Plan and start the Elasticsearch task, and remember it under ``key`` for a retry; its id and batch plan."""
+        plan = self._plan(batch)
+        self.log.info("%s: %s", self._what(batch), plan.describe())
+        task_id = self._start(batch, query, plan)
+        record = {"task_id": task_id, "batch_plan": plan.to_dict(), "try_number": _try_number(context)}
+        self.hook.remember_task(self.tasks_index, key, record)
+        return task_id, plan.to_dict()
 
     @staticmethod
     def _result(batch: dict[str, Any], query: dict[str, Any] | None) -> dict[str, Any]:
@@ -309,15 +322,25 @@ class IndexInferenceOperator(BaseOperator):
         self, context: Context, event: dict[str, Any] | None = None, result: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Resume after the trigger's event: the task's result, or its failure, timeout or disappearance."""
-        from airflow_esml.core.index_tasks import TaskProgress
-
         event, result = event or {}, dict(result or {})
         task_id = str(event.get("task_id") or result.get("task_id"))
         self._es_task_id = task_id
         if not result:  # the resume kwargs did not come back (dag.test() of some Airflow versions drops them)
-            result = self._result(self._parameters(), parse_optional_mapping("query", self.query))
-            record = self.hook.recall_task(self.tasks_index, self._key(context)) or {}
-            result.update(task_id=task_id, batch_plan=record.get("batch_plan"))
+            result = self._rebuilt_result(task_id, context)
+        return self._outcome(task_id, event, result)
+
+    def _rebuilt_result(self, task_id: str, context: Context) -> dict[str, Any]:
+        """The XCom result that ``execute`` handed to the deferral, built again from the parameters and the
+        record of the Elasticsearch task."""
+        result = self._result(self._parameters(), parse_optional_mapping("query", self.query))
+        record = self.hook.recall_task(self.tasks_index, self._key(context)) or {}
+        result.update(task_id=task_id, batch_plan=record.get("batch_plan"))
+        return result
+
+    def _outcome(self, task_id: str, event: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+        """The XCom result of the trigger's event; raises for a failed, timed out or vanished task."""
+        from airflow_esml.core.index_tasks import TaskProgress
+
         progress = TaskProgress.from_dict(event["progress"]) if event.get("progress") else None
         if event.get("status") == "success" and progress is not None:
             return self._finish(progress, result)

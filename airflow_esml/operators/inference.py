@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_esml.core.batch import BatchResult
+    from airflow_esml.core.target import Target
 
 #: ``return_results="auto"`` puts the results into the XCom only up to this many documents.
 SMALL_BATCH = 100
@@ -121,22 +122,32 @@ class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
         return list(docs)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_esml.core.batch import normalize_docs
-        from airflow_esml.hooks.inference import batch_infer  # loads the elasticsearch client
-
         check_id("deployment_id", self.deployment_id)
         self.persist_kibana_link(context, self.deployment_id)
         docs = self.resolve_docs(context)
         if not docs:
             self.log.info("No documents to infer")
             return {"docs": 0, "seconds": 0.0, "docs_per_second": 0.0, "allocations": None}
+        self._check_endpoint_inputs(docs)  # bad input fails before a default endpoint is deployed
+        target = self.scaled_target(self.deployment_id, deploy_within=DEFAULT_DEPLOY_TIMEOUT)
+        result = self._infer(docs, target)
+        return {**self.summarize(result), **target.to_xcom()}  # batch_infer logged the totals
+
+    def _check_endpoint_inputs(self, docs: list[Any]) -> None:
+        """For an inference endpoint: refuse a rerank without ``query``, or a document without a text to send."""
+        from airflow_esml.core.batch import normalize_docs
+
         target = self.scaled_target(self.deployment_id)
-        if target.is_endpoint:  # bad input fails before a default endpoint is deployed
+        if target.is_endpoint:
             assert target.endpoint_task_type is not None
             check_query(target.endpoint_task_type, self.query)
             endpoint_inputs(normalize_docs(docs, self.field_name), self.field_name)
-        target = self.scaled_target(self.deployment_id, deploy_within=DEFAULT_DEPLOY_TIMEOUT)
-        result = batch_infer(
+
+    def _infer(self, docs: list[Any], target: Target) -> BatchResult:
+        """Send ``docs`` through ``target`` with every started allocation busy."""
+        from airflow_esml.hooks.inference import batch_infer  # loads the elasticsearch client
+
+        return batch_infer(
             self.hook,
             self.deployment_id,
             docs,
@@ -148,7 +159,6 @@ class BatchInferenceOperator(ElasticsearchMLTaskMixin, BaseOperator):
             timeout=self.request_timeout,
             max_queue_wait=self.max_queue_wait,
         )
-        return {**self.summarize(result), **target.to_xcom()}  # batch_infer logged the totals
 
     def summarize(self, result: BatchResult) -> dict[str, Any]:
         """The XCom value: the summary, plus the output path or (small batches) the results."""

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from airflow_esml.leases.outcome import LeaseOutcome
     from airflow_esml.leases.store import LeaseStore
+    from airflow_esml.triggers.lease import LeaseKeeperTrigger
 
 T = TypeVar("T")
 
@@ -94,6 +95,23 @@ class _LeaseOperator(ElasticsearchMLTaskMixin, BaseOperator):
             self.deployment_id, lease_id, allocations, ttl=ttl, owner=owner, on_drift=self.on_drift, **policies
         )
         return outcome, {**outcome.to_dict(), **target.to_xcom()}
+
+    def release_lease(
+        self, lease_id: str, context: Context | None = None, *, wait_task_id: str | None = None
+    ) -> dict[str, Any]:
+        """Release ``lease_id`` and close its capacity window; the XCom result (with the API that scales the id).
+
+        :param lease_id: the lease to release (one that left no trace is not an error).
+        :param context: the task's context, to read the XCom of ``wait_task_id``.
+        :param wait_task_id: the task of this run that waited for the lease's allocations: when it saw them
+            started ends the window's loading time.
+        """
+        ending = window.lease_ending(self.hook, self.store, self.deployment_id, lease_id)  # before capacity goes
+        result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
+        result.update(self.scaled_target(self.deployment_id).to_xcom())
+        ready_at = window.ready_at_from(context, wait_task_id)
+        result[window.USAGE_KEY] = window.close_lease_window(ending, result, ready_at=ready_at, task_log=self.log)
+        return result
 
 
 class _RunLeaseOperator(_LeaseOperator):
@@ -194,6 +212,17 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
         allocations = positive_int("number_of_allocations", self.number_of_allocations)
         lease_id = self.lease_id(context)
         self.persist_kibana_link(context, self.deployment_id)
+        result = self._acquire(lease_id, allocations, context)
+        self._log_acquired(lease_id, allocations, result)
+        if self.wait_for_completion:
+            granted = result["granted_allocations"]
+            result["deployment"] = self._guarded(
+                context, lambda: self.wait_for_allocations(granted, kwargs={"result": result})
+            )
+        return result
+
+    def _acquire(self, lease_id: str, allocations: int, context: Context) -> dict[str, Any]:
+        """Take the lease under this task's policies; the XCom result, with the allocations asked for and granted."""
         outcome, result = self.take_lease(
             lease_id,
             allocations,
@@ -205,8 +234,11 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
             autoscaling=self.autoscaling,
         )
         result["requested_allocations"] = allocations
-        granted = outcome.lease.allocations if outcome.lease else allocations
-        result["granted_allocations"] = granted
+        result["granted_allocations"] = outcome.lease.allocations if outcome.lease else allocations
+        return result
+
+    def _log_acquired(self, lease_id: str, allocations: int, result: dict[str, Any]) -> None:
+        """Log what the lease holds and what the deployment's target became."""
         self.log.info(
             "%s: lease %s holds %d allocations; the deployment's target is %s (baseline %s)",
             self.deployment_id,
@@ -215,11 +247,6 @@ class AcquireDeploymentLeaseOperator(AllocationsWaitMixin, _RunLeaseOperator):
             result["number_of_allocations"],
             result["original_baseline"],
         )
-        if self.wait_for_completion:
-            result["deployment"] = self._guarded(
-                context, lambda: self.wait_for_allocations(granted, kwargs={"result": result})
-            )
-        return result
 
     def _guarded(self, context: Context, wait: Callable[[], T]) -> T:
         """Run ``wait``; if it fails, release the lease before failing (the teardown would not run)."""
@@ -294,19 +321,22 @@ class KeepDeploymentLeaseOperator(_RunLeaseOperator, BaseSensorOperator):
             self.poke(context)
             return None
         if self.deferrable and not self.poke(context):
-            from airflow_esml.triggers.lease import LeaseKeeperTrigger  # loads Airflow's trigger machinery
-
-            trigger = LeaseKeeperTrigger(
-                deployment_id=self.deployment_id,
-                lease_id=self.lease_id(context),
-                elasticsearch_conn_id=self.elasticsearch_conn_id,
-                leases_index=self.leases_index,
-                lease_ttl=self.lease_ttl,
-                renew_interval=self.renew_interval,
-                lock_ttl=self.lock_ttl,
-            )
-            self.defer(trigger=trigger, method_name="execute_complete")
+            self.defer(trigger=self._keeper_trigger(context), method_name="execute_complete")
         return None if self.deferrable else super().execute(context)
+
+    def _keeper_trigger(self, context: Context) -> LeaseKeeperTrigger:
+        """The trigger that renews this run's lease from the triggerer."""
+        from airflow_esml.triggers.lease import LeaseKeeperTrigger  # loads Airflow's trigger machinery
+
+        return LeaseKeeperTrigger(
+            deployment_id=self.deployment_id,
+            lease_id=self.lease_id(context),
+            elasticsearch_conn_id=self.elasticsearch_conn_id,
+            leases_index=self.leases_index,
+            lease_ttl=self.lease_ttl,
+            renew_interval=self.renew_interval,
+            lock_ttl=self.lock_ttl,
+        )
 
     def poke(self, context: Context) -> bool:
         """Renew the lease once: False while it is live, True once it is released.
@@ -373,11 +403,12 @@ class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         lease_id = self.lease_id(context)
         self.persist_kibana_link(context, self.deployment_id)
-        ending = window.lease_ending(self.hook, self.store, self.deployment_id, lease_id)  # before capacity goes
-        result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
-        result.update(self.scaled_target(self.deployment_id).to_xcom())
-        ready_at = window.ready_at_from(context, self.wait_task_id)
-        result[window.USAGE_KEY] = window.close_lease_window(ending, result, ready_at=ready_at, task_log=self.log)
+        result = self.release_lease(lease_id, context, wait_task_id=self.wait_task_id)
+        self._log_released(lease_id, result)
+        return result
+
+    def _log_released(self, lease_id: str, result: dict[str, Any]) -> None:
+        """Log what the release did: nothing (a retry), the baseline restored, or the leases left."""
         if result["target"] is None:
             self.log.info(
                 "%s: lease %s left no trace: it was already released (a retry); nothing to do",
@@ -394,7 +425,6 @@ class ReleaseDeploymentLeaseOperator(_RunLeaseOperator):
                 len(result["leases"]),
                 result["target"],
             )
-        return result
 
 
 class ReapDeploymentLeasesOperator(_LeaseOperator):
@@ -428,14 +458,19 @@ class ReapDeploymentLeasesOperator(_LeaseOperator):
                 self.log.error("%s: reaping failed: %s", deployment_id, exc)
                 failures.append(f"{deployment_id}: {exc}")
                 continue
-            results[deployment_id] = reconciled.to_dict()
-            self.log.info(
-                "%s: %d lease(s) reaped, %d live; target %s",
-                deployment_id,
-                len(reconciled.reaped),
-                len(reconciled.leases),
-                reconciled.goal.describe() if reconciled.goal else "unchanged (no lease document)",
-            )
+            results[deployment_id] = self._reaped(deployment_id, reconciled)
         if failures:
             raise EsmlError("reaping failed for " + "; ".join(failures))
         return results
+
+    def _reaped(self, deployment_id: str, reconciled: LeaseOutcome) -> dict[str, Any]:
+        """Log what reconciling ``deployment_id`` did; its entry in the XCom result."""
+        entry = reconciled.to_dict()
+        self.log.info(
+            "%s: %d lease(s) reaped, %d live; target %s",
+            deployment_id,
+            len(reconciled.reaped),
+            len(reconciled.leases),
+            reconciled.goal.describe() if reconciled.goal else "unchanged (no lease document)",
+        )
+        return entry

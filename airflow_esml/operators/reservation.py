@@ -24,14 +24,13 @@ from airflow_esml.core.params import (
     seconds,
 )
 from airflow_esml.core.params import parse_window_spec as _parse_window_spec
-from airflow_esml.operators import accounting as window
 from airflow_esml.operators.lease import _LeaseOperator
 from airflow_esml.operators.waiting import AllocationsWaitMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_esml.core.window import WindowSpec
+    from airflow_esml.core.window import Window, WindowSpec
     from airflow_esml.leases.reservation import Hold
 
 _WINDOW_FIELDS = ("start", "end", "timezone", "lead_minutes", "weekdays")
@@ -96,6 +95,18 @@ class _ReservationOperator(_LeaseOperator):
         check_id("deployment_id", self.deployment_id)
         return self.reservation_name or self.deployment_id
 
+    def reservation_lease(self, window: Window) -> str:
+        """The lease id of ``window``'s reservation."""
+        from airflow_esml.leases.reservation import reservation_id
+
+        return reservation_id(self.dag_id, self.name, window, self.installation_id)
+
+    def off_hours_lease(self, before: Window) -> str:
+        """The lease id of the off-hours reservation that leads up to the window ``before``."""
+        from airflow_esml.leases.reservation import off_hours_id
+
+        return off_hours_id(self.dag_id, self.name, before, self.installation_id)
+
     def run_time(self, context: Context) -> datetime:
         """The instant the run is about: its logical date, else (a manual run without one) when it was due."""
         when = context.get("logical_date") or getattr(context.get("dag_run"), "run_after", None)
@@ -119,10 +130,7 @@ class _ReservationOperator(_LeaseOperator):
 
     def drop(self, lease_id: str) -> dict[str, Any]:
         """Release ``lease_id`` if it is held (a reservation already gone is not an error)."""
-        ending = window.lease_ending(self.hook, self.store, self.deployment_id, lease_id)  # before capacity goes
-        result = self.store.release(self.deployment_id, lease_id, on_drift=self.on_drift).to_dict()
-        result.update(self.scaled_target(self.deployment_id).to_xcom())
-        result[window.USAGE_KEY] = window.close_lease_window(ending, result, task_log=self.log)
+        result = self.release_lease(lease_id)
         if result["target"] is None:
             self.log.info("%s: no lease document; reservation %s is not held", self.deployment_id, lease_id)
         else:
@@ -188,20 +196,23 @@ class ReserveDeploymentOperator(AllocationsWaitMixin, _ReservationOperator):
         self.timeout = seconds("timeout", timeout)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_esml.leases.reservation import off_hours_id, plan_reserve, reservation_id
-
         allocations = positive_int("number_of_allocations", self.number_of_allocations)
-        hold = plan_reserve(self.window_spec(), self.run_time(context), utc_now(), self.grace_delta)
-        if isinstance(hold, str):
-            raise AirflowSkipException(f"{self.deployment_id}: nothing to reserve: {hold}")
-        result = self.take(
-            reservation_id(self.dag_id, self.name, hold.window, self.installation_id), allocations, hold, context
-        )
+        hold = self._hold(context)
+        result = self.take(self.reservation_lease(hold.window), allocations, hold, context)
         result["window"] = hold.window.to_dict()
-        self.drop(off_hours_id(self.dag_id, self.name, hold.window, self.installation_id))
+        self.drop(self.off_hours_lease(hold.window))
         if self.wait_for_completion:
             result["deployment"] = self.wait_for_allocations(allocations, kwargs={"result": result})
         return result
+
+    def _hold(self, context: Context) -> Hold:
+        """The hold of the window the run is about; a run outside the windows is skipped."""
+        from airflow_esml.leases.reservation import plan_reserve
+
+        hold = plan_reserve(self.window_spec(), self.run_time(context), utc_now(), self.grace_delta)
+        if isinstance(hold, str):
+            raise AirflowSkipException(f"{self.deployment_id}: nothing to reserve: {hold}")
+        return hold
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, result: dict[str, Any] | None = None
@@ -238,20 +249,21 @@ class EndReservationOperator(_ReservationOperator):
         self.off_hours_allocations = off_hours_allocations
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_esml.leases.reservation import off_hours_id, plan_off_hours, reservation_id
-
         off_hours = positive_int("off_hours_allocations", self.off_hours_allocations, minimum=0)
         spec, at = self.window_spec(), self.run_time(context)
         window = spec.last_ended(at)
         if window is None:
             raise AirflowSkipException(f"{self.deployment_id}: no window ended in the week before {at.isoformat()}")
-        taken = None
-        if off_hours:  # first, so that the target never dips below the off-hours floor
-            hold = plan_off_hours(spec, at, utc_now(), self.grace_delta)
-            taken = self.take(
-                off_hours_id(self.dag_id, self.name, hold.window, self.installation_id), off_hours, hold, context
-            )
-        result = self.drop(reservation_id(self.dag_id, self.name, window, self.installation_id))
+        # first, so that the target never dips below the off-hours floor
+        taken = self._take_off_hours(spec, at, off_hours, context) if off_hours else None
+        result = self.drop(self.reservation_lease(window))
         result["window"] = window.to_dict()
         result["off_hours"] = taken
         return result
+
+    def _take_off_hours(self, spec: WindowSpec, at: datetime, allocations: int, context: Context) -> dict[str, Any]:
+        """Take the off-hours reservation of ``allocations`` until the next window's reservation time."""
+        from airflow_esml.leases.reservation import plan_off_hours
+
+        hold = plan_off_hours(spec, at, utc_now(), self.grace_delta)
+        return self.take(self.off_hours_lease(hold.window), allocations, hold, context)

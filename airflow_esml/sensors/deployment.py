@@ -105,13 +105,14 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
             if not self.reschedule:  # the wait starts now (a rescheduled one at its first try: see _start_window)
                 self._window = WaitWindow.starting_now(self.timeout)
             return super().execute(context)
+        return self._look_then_defer(context)
+
+    def _look_then_defer(self, context: Context) -> Any:
+        """Deferrable mode: look once, and defer to the trigger unless that look ends the wait."""
+        from airflow_esml.core.readiness import WaitWindow
+
         self._window = WaitWindow.starting_now(self.timeout)
-        try:
-            first = self.poke(context)
-        except (DeploymentFailedError, AirflowSensorTimeout) as exc:  # as the base class does in poke mode
-            if self.soft_fail:
-                raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
-            raise
+        first = self._first_poke(context)
         if first.is_done:
             return first.xcom_value
         self.defer_wait(
@@ -120,6 +121,15 @@ class AllocationsStartedSensor(AllocationsWaitMixin, BaseSensorOperator):
             method_name="execute_complete",
             kwargs={"window": [self._window.started_at, self._window.end_time]},
         )
+
+    def _first_poke(self, context: Context) -> PokeReturnValue:
+        """One poke that fails, or skips under ``soft_fail``, as the base class does in poke mode."""
+        try:
+            return self.poke(context)
+        except (DeploymentFailedError, AirflowSensorTimeout) as exc:
+            if self.soft_fail:
+                raise AirflowSkipException(f"Skipping due to soft_fail: {exc}") from exc
+            raise
 
     @property
     def _max_pending(self) -> float | None:
